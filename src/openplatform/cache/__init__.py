@@ -1,0 +1,124 @@
+"""Shared fast state: replay nonces, ``call_id`` high-water marks, rate counters.
+
+One interface, two backends chosen by URL scheme (``memory://`` in-process,
+``redis://`` shared across processes and hosts). Everything one signed call
+needs from shared state — replay, ``call_id`` and every applicable rate limit
+— is decided by ONE atomic operation (:meth:`SharedState.check_call`), one
+round trip on Redis, so the hot path pays the client cost once.
+
+Keys carry the app id as a ``{hash tag}`` so one call's keys live in one
+Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = [
+    "CallCheck",
+    "CallVerdict",
+    "Outcome",
+    "RateLimitRule",
+    "RateStatus",
+    "SharedState",
+    "open_shared_state",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRule:
+    """One rate-limit counter to consume: ``limit`` calls per ``window_s``.
+
+    ``key`` identifies the counter within the app (rule, subject: app, user or IP).
+    """
+
+    key: str
+    limit: int
+    window_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateStatus:
+    """The state of the most constrained counter after the call."""
+
+    limit: int
+    remaining: int
+    reset_s: int  # seconds until the counter is back to its full limit
+    retry_after_s: int  # 0 when allowed; else seconds until one call would be allowed
+
+
+class Outcome(Enum):
+    OK = "ok"
+    REPLAYED = "replayed"  # the nonce was already seen
+    CALL_ID_NOT_INCREASING = "call_id"  # call_id <= the last accepted one
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True, slots=True)
+class CallCheck:
+    """What one call asks of shared state, checked in this order and applied
+    all-or-nothing: a refused call records nothing and consumes nothing.
+
+    ``nonce``: remember for ``nonce_ttl_s`` seconds unless already seen.
+    ``call_id_key`` / ``call_id``: accept only if greater than the last accepted
+    (``call_id`` is a non-negative decimal integer string of any length).
+    ``limits``: every counter must have room; all are consumed together.
+    """
+
+    app: str
+    nonce: str | None = None
+    nonce_ttl_s: int = 600
+    call_id_key: str | None = None
+    call_id: str | None = None
+    limits: Sequence[RateLimitRule] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class CallVerdict:
+    outcome: Outcome
+    rate: RateStatus | None = None  # the least-remaining limit, when limits were given
+
+
+class SharedState(abc.ABC):
+    """The capability interface both backends implement."""
+
+    @abc.abstractmethod
+    async def check_call(self, check: CallCheck) -> CallVerdict:
+        """All of one call's shared-state checks in one atomic step."""
+
+    async def remember_nonce(self, app: str, nonce: str, ttl_s: int) -> bool:
+        """True if ``nonce`` was new (and is now remembered for ``ttl_s``)."""
+        verdict = await self.check_call(CallCheck(app=app, nonce=nonce, nonce_ttl_s=ttl_s))
+        return verdict.outcome is Outcome.OK
+
+    async def accept_call_id(self, app: str, key: str, call_id: str) -> bool:
+        """True if ``call_id`` is greater than the last accepted one for ``key``."""
+        verdict = await self.check_call(CallCheck(app=app, call_id_key=key, call_id=call_id))
+        return verdict.outcome is Outcome.OK
+
+    async def hit_rate_limits(self, app: str, limits: Sequence[RateLimitRule]) -> CallVerdict:
+        """Consume one call from every counter in ``limits``, or from none."""
+        return await self.check_call(CallCheck(app=app, limits=tuple(limits)))
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the backend cannot be reached (for ``/readyz``)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+def open_shared_state(url: str, *, prefix: str = "op") -> SharedState:
+    """The backend for ``url``: ``memory://`` or ``redis://``/``rediss://``/``unix://``."""
+    if url.startswith("memory://"):
+        from openplatform.cache.memory import MemorySharedState
+
+        return MemorySharedState(prefix=prefix)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from openplatform.cache.redis import RedisSharedState
+
+        return RedisSharedState(url, prefix=prefix)
+    raise ValueError(f"unsupported cache URL scheme: {url.split(':')[0]!r}")

@@ -1,0 +1,137 @@
+"""Settings from the environment (PROTOCOL §6), validated once at start."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["IPNetwork", "Settings", "SettingsError", "parse_networks"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+PREFIX = "OPENPLATFORM_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def parse_networks(text: str, *, name: str) -> tuple[IPNetwork, ...]:
+    """A comma list of IPs and CIDRs (v4 or v6)."""
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(f"{name}: {item!r} is not an IP address or CIDR") from None
+    return tuple(networks)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{PREFIX}{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def database_url_for_driver(url: str) -> str:
+    """Map ``sqlite://`` and ``postgresql://`` URLs onto their async drivers."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return url
+    raise SettingsError(
+        f"{PREFIX}DATABASE_URL must start with sqlite:// or postgresql://, got {url.split(':')[0]!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    cache_url: str
+    issuer: str | None
+    max_params: int = 50
+    timestamp_window_s: int = 600
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    secret_key: str | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get(PREFIX + "DATA_DIR") or "data").expanduser()
+        database_url = env.get(PREFIX + "DATABASE_URL") or f"sqlite:///{data_dir / 'openplatform.db'}"
+        database_url = database_url_for_driver(database_url)
+        cache_url = env.get(PREFIX + "CACHE_URL") or "memory://"
+        if not cache_url.startswith(("memory://", "redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                f"{PREFIX}CACHE_URL must start with memory:// or redis://, got {cache_url!r}"
+            )
+        tz_name = env.get(PREFIX + "TIMEZONE") or "UTC"
+        try:
+            timezone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{PREFIX}TIMEZONE: unknown time zone {tz_name!r}") from None
+        issuer = env.get(PREFIX + "ISSUER") or None
+        if issuer is not None and not issuer.startswith(("http://", "https://")):
+            raise SettingsError(f"{PREFIX}ISSUER must be an http(s) URL, got {issuer!r}")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            cache_url=cache_url,
+            issuer=issuer,
+            max_params=_int(env, "MAX_PARAMS", 50),
+            timestamp_window_s=_int(env, "TIMESTAMP_WINDOW_S", 600),
+            timezone=timezone,
+            secret_key=env.get(PREFIX + "SECRET_KEY") or None,
+            trusted_proxies=parse_networks(
+                env.get(PREFIX + "TRUSTED_PROXIES", ""), name=PREFIX + "TRUSTED_PROXIES"
+            ),
+        )
+
+    def issuer_for(self, host: str, port: int) -> str:
+        """PROTOCOL §2: ``OPENPLATFORM_ISSUER`` verbatim, else ``http://host:port``."""
+        if self.issuer:
+            return self.issuer
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
+        if ":" in shown:
+            shown = f"[{shown}]"
+        return f"http://{shown}:{port}"
+
+    def secret_key_material(self) -> str:
+        """The key that encrypts secrets at rest: the setting, else a file in the data dir
+        (generated on first use, readable by the owner only)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        return key
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

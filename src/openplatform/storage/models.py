@@ -1,0 +1,187 @@
+"""Durable data: SQLAlchemy 2 models (SQLite and PostgreSQL).
+
+Secrets never appear in plaintext here: app and session secrets are
+encrypted (``*_encrypted``), every token, code, session key and admin token
+is stored as its SHA-256 hash (``*_hash``), passwords as argon2 hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AccessToken",
+    "AdminToken",
+    "App",
+    "AuthorizationCode",
+    "Base",
+    "Consent",
+    "Grant",
+    "RefreshToken",
+    "User",
+]
+
+# BigInteger ids on PostgreSQL, INTEGER (rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Hash = String(64)
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: Timestamp}
+
+
+class User(Base):
+    """An end user (PROTOCOL §4 profile fields); ``id`` is the public ``uid``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(100), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    mobile: Mapped[str | None] = mapped_column(String(32))
+    avatar_url: Mapped[str] = mapped_column(String(2000), default="")
+    sex: Mapped[int] = mapped_column(Integer, default=0)  # 0 unknown, 1 male, 2 female
+    birthday: Mapped[str] = mapped_column(String(10), default="")  # YYYY-MM-DD or ""
+    locale: Mapped[str] = mapped_column(String(16), default="")
+    profile_visibility: Mapped[str] = mapped_column(String(8), default="public")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class App(Base):
+    """A third-party app. ``settings`` holds the PROTOCOL §5 settings as JSON,
+    validated by ``openplatform.storage.apps.AppSettings``."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    api_key: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    icon_url: Mapped[str] = mapped_column(String(2000), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|suspended|deleted
+    settings: Mapped[dict[str, Any]]
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Grant(Base):
+    """A token family: everything one authorization issued — directly, or by
+    refreshing what it issued. Revoking it revokes the family."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(Text, default="")
+    grant_type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuthorizationCode(Base):
+    """RFC 6749 §4.1.2: single use, short-lived, bound to client, redirect URI and
+    PKCE challenge. ``grant_id`` is set when it is exchanged, so that a second
+    use can revoke what the first issued."""
+
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    code_hash: Mapped[str] = mapped_column(Hash, unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str | None] = mapped_column(Text)  # as given at /authorize, or None
+    scope: Mapped[str] = mapped_column(Text, default="")
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(8))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+
+
+class AccessToken(Base):
+    """An access token and the legacy session key/secret that share its lifetime."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(Hash, unique=True)
+    session_key_hash: Mapped[str | None] = mapped_column(Hash, unique=True)
+    session_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    grant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("grants.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class RefreshToken(Base):
+    """RFC 6749 §6 with rotation (RFC 9700 §4.14): each use marks it rotated."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(Hash, unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Consent(Base):
+    """The scopes a user granted an app; remembered until revoked."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("user_id", "app_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AdminToken(Base):
+    """Bearer tokens of the admin API (PROTOCOL §5), made with the CLI."""
+
+    __tablename__ = "admin_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(Hash, unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
