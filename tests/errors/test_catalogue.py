@@ -1,0 +1,95 @@
+"""The catalogue inside the package equals the seed file (PROTOCOL §1)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from openplatform.errors import CATALOGUE, Code, entry
+
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "error-codes.txt"
+
+OAUTH_NAMES = {
+    10000: "invalid_request",
+    10001: "invalid_client",
+    10002: "invalid_grant",
+    10003: "unauthorized_client",
+    10004: "unsupported_grant_type",
+    10005: "invalid_scope",
+    10006: "expired_token",
+    10007: "redirect_uri_mismatch",
+    10008: "unsupported_response_type",
+    10009: "access_denied",
+}
+
+
+def parse_seed() -> tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]]]:
+    """Both tables of the seed: the OAuth one (three lines per code) and the
+    API codes, where the second (Baidu) table's wording wins over the first."""
+    lines = SEED.read_text(encoding="utf-8").splitlines()
+    oauth: dict[int, tuple[str, str]] = {}
+    first_api: dict[int, tuple[str, str]] = {}
+    i = 0
+    while i < len(lines):
+        if re.fullmatch(r"\d+", lines[i]) and i + 2 < len(lines):
+            code = int(lines[i])
+            (oauth if code >= 10000 else first_api)[code] = (lines[i + 1], lines[i + 2])
+            i += 3
+        else:
+            i += 1
+    baidu_start = next(n for n, line in enumerate(lines) if line.startswith("Error Code Error"))
+    api = dict(first_api)
+    for line in lines[baidu_start + 1 :]:
+        match = re.match(r"(\d+) (\S+) (.+)$", line)
+        assert match, f"unparsed seed line {line!r}"
+        api[int(match.group(1))] = (match.group(2), match.group(3))
+    return oauth, api
+
+
+def test_seed_has_46_codes() -> None:
+    oauth, api = parse_seed()
+    assert (len(oauth), len(api)) == (10, 36)
+
+
+def test_catalogue_holds_exactly_the_seed_codes() -> None:
+    oauth, api = parse_seed()
+    assert set(CATALOGUE) == set(oauth) | set(api)
+    assert {int(c) for c in Code} == set(CATALOGUE)
+
+
+@pytest.mark.parametrize("code", sorted(parse_seed()[0]))
+def test_oauth_entry_matches_seed(code: int) -> None:
+    zh, en = parse_seed()[0][code]
+    item = entry(code)
+    assert (item.family, item.zh, item.en, item.error) == ("oauth", zh, en, OAUTH_NAMES[code])
+    assert item.http_status == 400
+
+
+@pytest.mark.parametrize("code", sorted(parse_seed()[1]))
+def test_api_entry_matches_seed(code: int) -> None:
+    zh, en = parse_seed()[1][code]
+    item = entry(code)
+    assert (item.family, item.zh, item.en, item.error) == ("api", zh, en, None)
+
+
+def test_baidu_wording_wins_for_5_and_6() -> None:
+    assert entry(5).en == "Unauthorized client IP address:%s"
+    assert entry(6).en == "No permission to access data"
+
+
+EXPECTED_STATUS = {0: 200, 1: 500, 2: 503, 805: 503, 3: 404, 803: 404, 900: 404, 4: 429}
+EXPECTED_STATUS |= dict.fromkeys((5, 6, 7, 210, 211, 212), 403)
+EXPECTED_STATUS |= dict.fromkeys((101, 102, 104, 110, 111, 112), 401)
+EXPECTED_STATUS |= {804: 409}
+
+
+@pytest.mark.parametrize("code", sorted(parse_seed()[1]))
+def test_http_status_follows_protocol(code: int) -> None:
+    assert entry(code).http_status == EXPECTED_STATUS.get(code, 400)
+
+
+def test_percent_s_is_filled() -> None:
+    assert entry(5).message("en", "203.0.113.9") == "Unauthorized client IP address:203.0.113.9"
+    assert entry(5).message("zh", "203.0.113.9") == "请求来自未经授权的IP地址"
