@@ -79,7 +79,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get(PREFIX + "DATA_DIR") or "data").expanduser()
-        database_url = env.get(PREFIX + "DATABASE_URL") or f"sqlite:///{data_dir / 'openplatform.db'}"
+        database_url = (
+            env.get(PREFIX + "DATABASE_URL") or f"sqlite:///{data_dir / 'openplatform.db'}"
+        )
         database_url = database_url_for_driver(database_url)
         cache_url = env.get(PREFIX + "CACHE_URL") or "memory://"
         if not cache_url.startswith(("memory://", "redis://", "rediss://", "unix://")):

@@ -176,7 +176,12 @@ def api_error_response(
 
 
 def result_response(
-    result: object, *, fmt: Format, root: str, request_id: str, headers: dict[str, str] | None = None
+    result: object,
+    *,
+    fmt: Format,
+    root: str,
+    request_id: str,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     all_headers = _base_headers(0, request_id)
     if headers:
