@@ -1,0 +1,1 @@
+"""Open API methods (PROTOCOL §4), registered declaratively."""
