@@ -64,7 +64,8 @@ class CallCheck:
 
     ``nonce``: remember for ``nonce_ttl_s`` seconds unless already seen.
     ``call_id_key`` / ``call_id``: accept only if greater than the last accepted
-    (``call_id`` is a non-negative decimal integer string of any length).
+    (``call_id`` is a non-negative decimal integer string of any length); the
+    last accepted one is kept ``call_id_ttl_s`` seconds after it was accepted.
     ``limits``: every counter must have room; all are consumed together.
     """
 
@@ -73,6 +74,7 @@ class CallCheck:
     nonce_ttl_s: int = 600
     call_id_key: str | None = None
     call_id: str | None = None
+    call_id_ttl_s: int = 7 * 86400
     limits: Sequence[RateLimitRule] = field(default_factory=tuple)
 
 

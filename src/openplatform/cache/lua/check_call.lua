@@ -1,0 +1,135 @@
+--[[
+check_call.lua: all of one signed call's shared-state checks in one atomic
+step (PROTOCOL §3.3 steps 10, 11 and 13): replay nonce, then call_id, then
+every rate limit. The first failing check is the outcome; a refused call
+writes nothing. Time is the server's (TIME), so every process agrees.
+
+KEYS   [nonce key, when ARGV[1] > 0] [call_id key, when ARGV[2] ~= ''] rate keys...
+ARGV   1  nonce TTL in ms (0: no nonce)
+       2  call_id: decimal digits without leading zeros ('': no call_id)
+       3  call_id TTL in ms
+       4+ for each rate key, two values: limit L, emission interval T in µs
+          (T = floor(window_us / L), so a burst of exactly L fits in L*T)
+
+Rate limits are GCRA: each rate key stores the theoretical arrival time (TAT,
+µs). A call fits when max(TAT, now) + T - now <= L*T.
+
+Reply  {outcome} or {outcome, limit, remaining, reset_s, retry_after_s}
+       outcome: 0 ok, 1 nonce replayed, 2 call_id not increasing, 3 rate limited.
+       The status is the most constrained counter after the call: least
+       remaining, then longest retry-after, then longest reset.
+]]
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local nonce_ttl = tonumber(ARGV[1])
+local call_id = ARGV[2]
+local k = 1
+local nonce_key, call_id_key
+if nonce_ttl > 0 then
+  nonce_key = KEYS[k]
+  k = k + 1
+end
+if call_id ~= '' then
+  call_id_key = KEYS[k]
+  k = k + 1
+end
+
+-- a > b for decimal strings without leading zeros, of any length: compare
+-- lengths, then 15-digit chunks (exact as doubles; no locale-aware strcoll).
+local function greater(a, b)
+  if #a ~= #b then
+    return #a > #b
+  end
+  for i = 1, #a, 15 do
+    local x = tonumber(string.sub(a, i, i + 14))
+    local y = tonumber(string.sub(b, i, i + 14))
+    if x ~= y then
+      return x > y
+    end
+  end
+  return false
+end
+
+local outcome = 0
+if nonce_key and redis.call('EXISTS', nonce_key) == 1 then
+  outcome = 1
+elseif call_id_key then
+  local last = redis.call('GET', call_id_key)
+  if last and not greater(call_id, last) then
+    outcome = 2
+  end
+end
+
+local first = k
+local tats = {}
+local room = true
+for i = first, #KEYS do
+  local j = 4 + 2 * (i - first)
+  local interval = tonumber(ARGV[j + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or 0)
+  if tat < now then
+    tat = now
+  end
+  tats[i] = tat
+  if tat + interval - now > tonumber(ARGV[j]) * interval then
+    room = false
+  end
+end
+if outcome == 0 and not room then
+  outcome = 3
+end
+local consume = outcome == 0
+
+if consume then
+  if nonce_key then
+    redis.call('SET', nonce_key, '1', 'PX', nonce_ttl)
+  end
+  if call_id_key then
+    redis.call('SET', call_id_key, call_id, 'PX', ARGV[3])
+  end
+end
+
+if first > #KEYS then
+  return {outcome}
+end
+
+local best_limit, best_remaining, best_used, best_retry
+for i = first, #KEYS do
+  local j = 4 + 2 * (i - first)
+  local limit = tonumber(ARGV[j])
+  local interval = tonumber(ARGV[j + 1])
+  local tau = limit * interval
+  local tat = tats[i]
+  local retry = 0
+  if consume then
+    tat = tat + interval
+    -- %.0f: the default number-to-string conversion keeps only 14 digits
+    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+  else
+    retry = tat + interval - now - tau
+    if retry < 0 then
+      retry = 0
+    end
+  end
+  local used = tat - now
+  local remaining = math.floor((tau - used) / interval)
+  if remaining < 0 then
+    remaining = 0
+  end
+  if best_limit == nil
+    or remaining < best_remaining
+    or (remaining == best_remaining and (retry > best_retry
+      or (retry == best_retry and used > best_used))) then
+    best_limit, best_remaining, best_used, best_retry = limit, remaining, used, retry
+  end
+end
+
+return {
+  outcome,
+  best_limit,
+  best_remaining,
+  math.ceil(best_used / 1000000),
+  math.ceil(best_retry / 1000000),
+}

@@ -1,0 +1,223 @@
+"""In-process shared state (``memory://``): one process, exact, bounded.
+
+The reference semantics of :meth:`SharedState.check_call` (PROTOCOL §3.3 steps
+10, 11 and 13), mirrored line by line by ``lua/check_call.lua`` for Redis:
+
+* keys ``{prefix}:{<app>}:n:<nonce>``, ``…:c:<call_id key>``, ``…:r:<rule key>``;
+* ``call_id`` compared as a decimal integer of any length (length, then digits);
+* rate limits are GCRA: a counter stores its theoretical arrival time (TAT, µs);
+  with emission interval ``T = window_us // limit`` a call fits when
+  ``max(TAT, now) + T - now <= limit * T``, so exactly ``limit`` calls fit in a
+  burst and the counter refills one call per ``T``.
+
+The whole check runs under one lock with no ``await`` inside, so it is atomic
+for asyncio tasks and threads alike. Every entry has a deadline; a heap of
+deadlines (one entry per live key) drops expired entries as time passes, so
+memory stays bounded by what is live.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from openplatform.cache import (
+    CallCheck,
+    CallVerdict,
+    Outcome,
+    RateLimitRule,
+    RateStatus,
+    SharedState,
+)
+
+__all__ = [
+    "MemorySharedState",
+    "RuleState",
+    "check_prefix",
+    "emission_interval_us",
+    "key_base",
+    "most_constrained",
+    "normalize_call_id",
+    "validate_limits",
+]
+
+US = 1_000_000
+
+
+def check_prefix(prefix: str) -> str:
+    """A key prefix may not hold braces: the ``{app}`` part must be the hash tag."""
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise ValueError(f"cache key prefix must be non-empty and brace-free: {prefix!r}")
+    return prefix
+
+
+def key_base(prefix: str, app: str) -> str:
+    """``{prefix}:{<app>}:`` — the app is the Redis Cluster hash tag of every key."""
+    if not app or "{" in app or "}" in app:
+        raise ValueError(f"app id must be non-empty and brace-free: {app!r}")
+    return f"{prefix}:{{{app}}}:"
+
+
+def normalize_call_id(call_id: str) -> str:
+    """The canonical decimal form of ``call_id`` (no leading zeros)."""
+    if not call_id.isascii() or not call_id.isdigit():
+        raise ValueError(f"call_id must be a non-negative decimal integer: {call_id!r}")
+    return call_id.lstrip("0") or "0"
+
+
+def emission_interval_us(rule: RateLimitRule) -> int:
+    """GCRA emission interval ``T`` in µs: one call refills every ``T``."""
+    if rule.limit < 1 or rule.window_s < 1 or rule.limit > rule.window_s * US:
+        raise ValueError(f"rate limit needs 1 <= limit <= window_s * 10**6: {rule!r}")
+    return rule.window_s * US // rule.limit
+
+
+def validate_limits(limits: Sequence[RateLimitRule]) -> None:
+    """Rule keys name counters; one check consumes each counter at most once."""
+    if len(limits) > 1 and len({rule.key for rule in limits}) != len(limits):
+        raise ValueError("rate limit keys of one check must be distinct")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """One counter as a call leaves it: ``used`` = TAT - now, in µs."""
+
+    limit: int
+    remaining: int
+    used_us: int
+    retry_us: int
+
+
+def most_constrained(states: Sequence[RuleState]) -> RateStatus:
+    """Least remaining, then longest retry-after, then longest reset."""
+    best = min(states, key=lambda s: (s.remaining, -s.retry_us, -s.used_us))
+    return RateStatus(
+        limit=best.limit,
+        remaining=best.remaining,
+        reset_s=-(-best.used_us // US),
+        retry_after_s=-(-best.retry_us // US),
+    )
+
+
+def _monotonic_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+def _greater(a: str, b: str) -> bool:
+    """a > b for canonical decimal strings."""
+    return len(a) > len(b) or (len(a) == len(b) and a > b)
+
+
+class MemorySharedState(SharedState):
+    """Shared state of one process (PROTOCOL §6: only with ``--workers 1``).
+
+    ``clock`` returns monotonic microseconds; tests inject a fake one.
+    """
+
+    def __init__(self, prefix: str = "op", *, clock: Callable[[], int] = _monotonic_us) -> None:
+        self._prefix = check_prefix(prefix)
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (deadline µs, value); a nonce's value is "", a call_id's its
+        # canonical digits, a rate counter's its TAT.
+        self._entries: dict[str, tuple[int, str | int]] = {}
+        # exactly one (deadline, key) per key of _entries, possibly stale-early
+        self._deadlines: list[tuple[int, str]] = []
+
+    def __len__(self) -> int:
+        """Entries held, expired or not yet swept (for memory-bound checks)."""
+        return len(self._entries)
+
+    async def check_call(self, check: CallCheck) -> CallVerdict:
+        base = key_base(self._prefix, check.app)
+        nonce_key = None
+        if check.nonce is not None:
+            if check.nonce_ttl_s < 1:
+                raise ValueError("nonce_ttl_s must be at least 1")
+            nonce_key = base + "n:" + check.nonce
+        call_id_key = call_id = None
+        if check.call_id_key is not None and check.call_id is not None:
+            if check.call_id_ttl_s < 1:
+                raise ValueError("call_id_ttl_s must be at least 1")
+            call_id_key = base + "c:" + check.call_id_key
+            call_id = normalize_call_id(check.call_id)
+        limits = check.limits
+        validate_limits(limits)
+        rules = [
+            (base + "r:" + rule.key, rule.limit, emission_interval_us(rule)) for rule in limits
+        ]
+
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            outcome = Outcome.OK
+            if nonce_key is not None and self._get(nonce_key, now) is not None:
+                outcome = Outcome.REPLAYED
+            elif call_id_key is not None and call_id is not None:
+                last = self._get(call_id_key, now)
+                if isinstance(last, str) and not _greater(call_id, last):
+                    outcome = Outcome.CALL_ID_NOT_INCREASING
+
+            tats: list[int] = []
+            room = True
+            for key, limit, interval in rules:
+                stored = self._get(key, now)
+                tat = max(stored if isinstance(stored, int) else 0, now)
+                tats.append(tat)
+                if tat + interval - now > limit * interval:
+                    room = False
+            if outcome is Outcome.OK and not room:
+                outcome = Outcome.RATE_LIMITED
+            consume = outcome is Outcome.OK
+
+            if consume:
+                if nonce_key is not None:
+                    self._put(nonce_key, "", now + check.nonce_ttl_s * US)
+                if call_id_key is not None and call_id is not None:
+                    self._put(call_id_key, call_id, now + check.call_id_ttl_s * US)
+
+            states = []
+            for (key, limit, interval), tat in zip(rules, tats, strict=True):
+                retry = 0
+                if consume:
+                    tat += interval
+                    self._put(key, tat, tat)
+                else:
+                    retry = max(tat + interval - now - limit * interval, 0)
+                used = tat - now
+                remaining = max((limit * interval - used) // interval, 0)
+                states.append(RuleState(limit, remaining, used, retry))
+
+        return CallVerdict(outcome, most_constrained(states) if states else None)
+
+    def _get(self, key: str, now: int) -> str | int | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry[1]
+
+    def _put(self, key: str, value: str | int, deadline: int) -> None:
+        if key not in self._entries:
+            heapq.heappush(self._deadlines, (deadline, key))
+        self._entries[key] = (deadline, value)
+
+    def _sweep(self, now: int) -> None:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, key = heapq.heappop(deadlines)
+            deadline = self._entries[key][0]
+            if deadline <= now:
+                del self._entries[key]
+            else:
+                heapq.heappush(deadlines, (deadline, key))
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._deadlines.clear()

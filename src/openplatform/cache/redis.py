@@ -1,0 +1,90 @@
+"""Shared state on Redis (``redis://``, ``rediss://``, ``unix://``).
+
+:meth:`RedisSharedState.check_call` is ONE ``EVALSHA`` of ``lua/check_call.lua``
+(PROTOCOL §3.3: replay, ``call_id`` and rate limits are exact across processes,
+never read-then-write): one round trip, atomic on the server, timed by the
+server's clock. The semantics, key layout and GCRA arithmetic are those of
+:mod:`openplatform.cache.memory`; every key of one call carries the ``{app}``
+hash tag, so the script also runs on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from openplatform.cache import CallCheck, CallVerdict, Outcome, RateStatus, SharedState
+from openplatform.cache.memory import (
+    check_prefix,
+    emission_interval_us,
+    key_base,
+    normalize_call_id,
+    validate_limits,
+)
+
+__all__ = ["CHECK_CALL_SCRIPT", "RedisSharedState"]
+
+CHECK_CALL_SCRIPT: bytes = (
+    resources.files("openplatform.cache").joinpath("lua/check_call.lua").read_bytes()
+)
+_CHECK_CALL_SHA = hashlib.sha1(CHECK_CALL_SCRIPT, usedforsecurity=False).hexdigest()
+_OUTCOMES = (
+    Outcome.OK,
+    Outcome.REPLAYED,
+    Outcome.CALL_ID_NOT_INCREASING,
+    Outcome.RATE_LIMITED,
+)
+
+
+class RedisSharedState(SharedState):
+    """Shared state of every process that uses the same Redis (and ``prefix``)."""
+
+    def __init__(self, url: str, prefix: str = "op") -> None:
+        self._prefix = check_prefix(prefix)
+        self._redis: Redis = Redis.from_url(url)
+
+    def keys_and_args(self, check: CallCheck) -> tuple[list[str], list[str | int]]:
+        """The ``KEYS`` and ``ARGV`` of ``check_call.lua`` for ``check``."""
+        base = key_base(self._prefix, check.app)
+        keys: list[str] = []
+        args: list[str | int] = [0, "", 0]
+        if check.nonce is not None:
+            if check.nonce_ttl_s < 1:
+                raise ValueError("nonce_ttl_s must be at least 1")
+            keys.append(base + "n:" + check.nonce)
+            args[0] = check.nonce_ttl_s * 1000
+        if check.call_id_key is not None and check.call_id is not None:
+            if check.call_id_ttl_s < 1:
+                raise ValueError("call_id_ttl_s must be at least 1")
+            keys.append(base + "c:" + check.call_id_key)
+            args[1] = normalize_call_id(check.call_id)
+            args[2] = check.call_id_ttl_s * 1000
+        validate_limits(check.limits)
+        for rule in check.limits:
+            keys.append(base + "r:" + rule.key)
+            args.append(rule.limit)
+            args.append(emission_interval_us(rule))
+        return keys, args
+
+    async def check_call(self, check: CallCheck) -> CallVerdict:
+        keys, args = self.keys_and_args(check)
+        try:
+            reply = await self._redis.evalsha(_CHECK_CALL_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            # A restarted or flushed server forgot the script: load it once more.
+            await self._redis.script_load(CHECK_CALL_SCRIPT)
+            reply = await self._redis.evalsha(_CHECK_CALL_SHA, len(keys), *keys, *args)
+        outcome = _OUTCOMES[int(reply[0])]
+        if len(reply) == 1:
+            return CallVerdict(outcome)
+        _, limit, remaining, reset_s, retry_after_s = (int(value) for value in reply)
+        return CallVerdict(outcome, RateStatus(limit, remaining, reset_s, retry_after_s))
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
