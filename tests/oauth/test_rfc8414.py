@@ -1,0 +1,26 @@
+"""RFC 8414 metadata document (PROTOCOL §2)."""
+
+from __future__ import annotations
+
+from openplatform.oauth.rfc8414 import server_metadata
+
+
+def test_metadata_names_every_endpoint_under_the_exact_issuer() -> None:
+    meta = server_metadata("https://id.example")
+    assert meta["issuer"] == "https://id.example"
+    assert meta["authorization_endpoint"] == "https://id.example/oauth/2.0/authorize"
+    assert meta["token_endpoint"] == "https://id.example/oauth/2.0/token"
+    assert meta["revocation_endpoint"] == "https://id.example/oauth/2.0/revoke"
+    assert meta["introspection_endpoint"] == "https://id.example/oauth/2.0/introspect"
+    assert meta["response_types_supported"] == ["code"]
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    assert set(meta["scopes_supported"]) == {"basic", "email", "mobile", "data"}  # type: ignore[arg-type]
+    assert "implicit" not in meta["grant_types_supported"]  # type: ignore[operator]
+    for key in (
+        "token_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+    ):
+        assert {"client_secret_basic", "client_secret_post"} <= set(meta[key])  # type: ignore[call-overload]
+    assert meta["service_documentation"]
