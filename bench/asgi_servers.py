@@ -1,0 +1,378 @@
+"""Granian against Uvicorn, to choose the server behind ``openplatform serve``.
+
+Each server (one worker, access log off) serves three targets from
+``asgi_targets.py`` in turn: ``raw`` (bare ASGI hello, the floor), ``hello``
+(a Starlette JSON route) and ``sqlite`` (a Starlette route running one
+indexed SELECT through SQLAlchemy async + aiosqlite). ``wrk`` loads each for
+``--duration`` seconds after a short warm-up; the server is pinned to CPU 0
+and wrk to CPU 1 when the machine has two cores. Every (target, server) pair
+runs ``--repeats`` times, interleaved, each on a fresh server process; the
+best run (highest req/s) is reported. Results are ratios measured in the
+same run: granian/uvicorn per target, and each target against ``raw`` on
+the same server.
+
+    .venv/bin/python bench/asgi_servers.py [--duration 10] [--servers granian,uvicorn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from asgi_targets import ITEM_COUNT, SQLITE_PATH_ENV, create_items_database
+from wrk import WrkResult, run_wrk
+
+BENCH_DIR = Path(__file__).resolve().parent
+SERVER_CPU = 0
+WRK_CPU = 1
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    factory: str
+    path: str
+    expected_key: str
+
+
+TARGETS = (
+    Target("raw", "asgi_targets:raw_hello_app", "/", "hello"),
+    Target("hello", "asgi_targets:hello_app", "/hello", "hello"),
+    Target("sqlite", "asgi_targets:sqlite_app", "/item", "key"),
+)
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server configuration: ``family`` is granian or uvicorn."""
+
+    name: str
+    family: str
+    loop: str
+    http: str = "auto"
+
+    def missing(self) -> list[str]:
+        wanted = [m for m in (self.loop, self.http) if m in ("uvloop", "httptools", "rloop")]
+        return [m for m in wanted if not installed(m)]
+
+    def resolved(self) -> str:
+        """The event loop (and HTTP parser) the server's own ``auto`` rules pick."""
+        if self.family == "granian":
+            loop = self.loop
+            if loop == "auto":
+                loop = next((m for m in ("rloop", "uvloop") if installed(m)), "asyncio")
+            return f"loop={loop}, http=granian (Rust/hyper)"
+        loop = self.loop
+        if loop == "auto":
+            loop = "uvloop" if installed("uvloop") else "asyncio"
+        http = self.http
+        if http == "auto":
+            http = "httptools" if installed("httptools") else "h11"
+        return f"loop={loop}, http={http}"
+
+    def command(self, factory: str, port: int) -> list[str]:
+        if self.family == "granian":
+            return [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--loop",
+                self.loop,
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                factory,
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--loop",
+            self.loop,
+            "--http",
+            self.http,
+            "--lifespan",
+            "on",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            factory,
+        ]
+
+
+SERVERS = {
+    server.name: server
+    for server in (
+        Server("granian", "granian", loop="auto"),
+        Server("uvicorn", "uvicorn", loop="auto", http="auto"),
+        Server("granian-asyncio", "granian", loop="asyncio"),
+        Server("uvicorn-asyncio", "uvicorn", loop="asyncio", http="h11"),
+        Server("granian-uvloop", "granian", loop="uvloop"),
+        Server("uvicorn-uvloop", "uvicorn", loop="uvloop", http="httptools"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    target: str
+    server: str
+    result: WrkResult
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def fetch(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        body: dict[str, object] = json.loads(response.read())
+        return body
+
+
+def wait_until_answering(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited {process.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(OSError):
+            fetch(url)
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not answer {url} within 30 s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the server and every process it spawned (its own process group)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def serving(
+    server: Server, target: Target, env: dict[str, str], workdir: Path, pin: bool
+) -> Iterator[str]:
+    """Start ``server`` on ``target`` and yield its URL once it answers."""
+    port = free_port()
+    command = server.command(target.factory, port)
+    if pin:
+        command = ["taskset", "-c", str(SERVER_CPU), *command]
+    log = workdir / f"{server.name}-{target.name}.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=BENCH_DIR,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}{target.path}"
+    try:
+        wait_until_answering(process, url, log)
+        body = fetch(url)
+        if target.expected_key not in body:
+            raise RuntimeError(f"{server.name} {target.name}: unexpected body {body!r}")
+        yield url
+    finally:
+        stop(process)
+
+
+def measure(
+    server: Server,
+    target: Target,
+    *,
+    env: dict[str, str],
+    workdir: Path,
+    pin: bool,
+    duration: float,
+    warmup: float,
+    connections: int,
+) -> WrkResult:
+    wrk_cpu = WRK_CPU if pin else None
+    with serving(server, target, env, workdir, pin) as url:
+        run_wrk(url, duration=warmup, connections=connections, cpu=wrk_cpu)
+        result = run_wrk(url, duration=duration, connections=connections, cpu=wrk_cpu)
+    if result.non_2xx or result.socket_errors:
+        raise RuntimeError(
+            f"{server.name} {target.name}: {result.non_2xx} non-2xx responses, "
+            f"{result.socket_errors} socket errors"
+        )
+    return result
+
+
+def version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def print_header(servers: list[Server], args: argparse.Namespace, pin: bool) -> None:
+    packages = ("granian", "uvicorn", "starlette", "sqlalchemy", "aiosqlite")
+    versions = ", ".join(f"{p} {version(p)}" for p in packages)
+    print(f"python {platform.python_version()}, {versions}")
+    print(", ".join(f"{p} {version(p)}" for p in ("uvloop", "httptools", "rloop")))
+    for server in servers:
+        print(f"  {server.name:<16} {server.resolved()}")
+    placement = f"server on CPU {SERVER_CPU}, wrk on CPU {WRK_CPU}" if pin else "no CPU pinning"
+    print(
+        f"wrk -t1 -c{args.connections} -d{args.duration:g}s --latency after a "
+        f"{args.warmup:g} s warm-up; {placement}; {os.cpu_count()} CPUs"
+    )
+    print(
+        f"sqlite: {ITEM_COUNT} rows, WAL, SELECT by unique key; "
+        f"best of {args.repeats} runs per pair (highest req/s)"
+    )
+    print()
+
+
+def print_results(runs: list[Run], servers: list[Server]) -> None:
+    best: dict[tuple[str, str], WrkResult] = {}
+    for run in runs:
+        key = (run.target, run.server)
+        if key not in best or run.result.requests_per_second > best[key].requests_per_second:
+            best[key] = run.result
+
+    print(f"{'target':<8} {'server':<16} {'req/s':>10} {'p99 ms':>8} {'x raw':>7}")
+    for target in TARGETS:
+        for server in servers:
+            result = best[(target.name, server.name)]
+            raw = best[("raw", server.name)]
+            print(
+                f"{target.name:<8} {server.name:<16} {result.requests_per_second:>10.0f} "
+                f"{result.p99_ms:>8.2f} "
+                f"{result.requests_per_second / raw.requests_per_second:>7.2f}"
+            )
+
+    pairs = [
+        (granian, uvicorn)
+        for granian in servers
+        if granian.family == "granian"
+        for uvicorn in servers
+        if uvicorn.family == "uvicorn"
+        and uvicorn.name.removeprefix("uvicorn") == granian.name.removeprefix("granian")
+    ]
+    for granian, uvicorn in pairs:
+        print()
+        print(f"{granian.name} / {uvicorn.name} (req/s > 1 or p99 < 1: granian better)")
+        print(f"{'target':<8} {'req/s':>8} {'p99':>8}")
+        for target in TARGETS:
+            g = best[(target.name, granian.name)]
+            u = best[(target.name, uvicorn.name)]
+            print(
+                f"{target.name:<8} {g.requests_per_second / u.requests_per_second:>8.2f} "
+                f"{g.p99_ms / u.p99_ms:>8.2f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per run")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per pair; best is kept")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument(
+        "--servers",
+        default="granian,uvicorn",
+        help=f"comma-separated, from: {', '.join(SERVERS)}",
+    )
+    args = parser.parse_args()
+
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found (apt-get install wrk)")
+    servers = []
+    for name in args.servers.split(","):
+        if name not in SERVERS:
+            sys.exit(f"unknown server {name!r}; choose from {', '.join(SERVERS)}")
+        server = SERVERS[name]
+        if missing := server.missing():
+            sys.exit(f"{name} needs {', '.join(missing)}: pip install {' '.join(missing)}")
+        servers.append(server)
+    pin = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+    print_header(servers, args, pin)
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="asgi-bench-") as tmp:
+        workdir = Path(tmp)
+        database = workdir / "items.sqlite3"
+        create_items_database(str(database))
+        env = {
+            **os.environ,
+            SQLITE_PATH_ENV: str(database),
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(BENCH_DIR), os.environ.get("PYTHONPATH", "")) if p
+            ),
+        }
+        # Interleaved, so drift in the machine's load spreads over every pair.
+        for repeat in range(1, args.repeats + 1):
+            for target in TARGETS:
+                for server in servers:
+                    result = measure(
+                        server,
+                        target,
+                        env=env,
+                        workdir=workdir,
+                        pin=pin,
+                        duration=args.duration,
+                        warmup=args.warmup,
+                        connections=args.connections,
+                    )
+                    runs.append(Run(target.name, server.name, result))
+                    print(
+                        f"run {repeat}: {target.name:<8} {server.name:<16} "
+                        f"{result.requests_per_second:>10.0f} req/s  p99 {result.p99_ms:.2f} ms",
+                        flush=True,
+                    )
+    print()
+    print_results(runs, servers)
+
+
+if __name__ == "__main__":
+    main()
