@@ -7,7 +7,7 @@ is stored as its SHA-256 hash (``*_hash``), passwords as argon2 hashes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -17,10 +17,13 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -32,17 +35,61 @@ __all__ = [
     "Consent",
     "Grant",
     "RefreshToken",
+    "UTCDateTime",
     "User",
+    "utcnow",
 ]
 
 # BigInteger ids on PostgreSQL, INTEGER (rowid alias) on SQLite.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Hash = String(64)
-Timestamp = DateTime(timezone=True)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC: the only clock storage uses."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``TIMESTAMP WITH TIME ZONE`` that always yields aware UTC datetimes.
+
+    PostgreSQL stores the instant; SQLite has no time zone type, so the value is
+    stored as naive UTC text (which sorts and compares correctly) and made aware
+    again on the way out. Naive datetimes are refused: they are a bug.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use storage.models.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = UTCDateTime()
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: Timestamp}
+    # Named constraints, so later migrations can drop them (SQLite batch mode
+    # cannot drop unnamed ones).
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {dict[str, Any]: JSON, datetime: Timestamp}  # noqa: RUF012 (SQLAlchemy API)
 
 
 class User(Base):
@@ -79,7 +126,9 @@ class App(Base):
     icon_url: Mapped[str] = mapped_column(String(2000), default="")
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|suspended|deleted
     settings: Mapped[dict[str, Any]]
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -110,7 +159,7 @@ class AuthorizationCode(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     code_hash: Mapped[str] = mapped_column(Hash, unique=True)
-    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     redirect_uri: Mapped[str | None] = mapped_column(Text)  # as given at /authorize, or None
     scope: Mapped[str] = mapped_column(Text, default="")
@@ -118,7 +167,9 @@ class AuthorizationCode(Base):
     code_challenge_method: Mapped[str | None] = mapped_column(String(8))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
-    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", ondelete="SET NULL"))
+    grant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("grants.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime]
 
 

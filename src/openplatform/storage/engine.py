@@ -1,0 +1,103 @@
+"""The async engine and the two kinds of session the repositories use.
+
+SQLite (aiosqlite) runs in WAL mode with foreign keys on and a busy timeout.
+SQLAlchemy, not the sqlite3 module, emits ``BEGIN`` so that every transaction
+is a real one; write transactions start with ``BEGIN IMMEDIATE``, taking the
+write lock up front, so a read-modify-write never fails half-way with
+"database is locked" when another writer got there first (readers are not
+blocked: WAL). PostgreSQL (asyncpg) uses READ COMMITTED; writes that race use
+single statements or row locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from openplatform.config import database_url_for_driver
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Sessions", "create_engine"]
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WRITE = "openplatform_write"
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for ``sqlite://`` / ``postgresql://`` (or their
+    ``+aiosqlite`` / ``+asyncpg`` forms), configured as described above."""
+    url = database_url_for_driver(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            pool_size=8,
+            max_overflow=8,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        # Hand transaction control to SQLAlchemy (see the module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Sessions:
+    """Session factories over one engine: :meth:`read` for queries, :meth:`write`
+    for anything that changes data (one transaction, committed on exit, rolled
+    back on an exception)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._read = async_sessionmaker(engine, expire_on_commit=False)
+        self._write = async_sessionmaker(
+            engine.execution_options(**{_WRITE: True}), expire_on_commit=False
+        )
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._read() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with self._write() as session, session.begin():
+            yield session
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"

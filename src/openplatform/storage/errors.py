@@ -1,0 +1,22 @@
+"""Storage-level failures. Callers map them onto the error catalogue at their
+boundary (e.g. :class:`DuplicateError` → 804 in the admin API)."""
+
+from __future__ import annotations
+
+__all__ = ["DuplicateError", "NotFoundError", "StorageError"]
+
+
+class StorageError(Exception):
+    """Base class of the errors the repositories raise on purpose."""
+
+
+class DuplicateError(StorageError):
+    """A unique value (e.g. a username) is already taken; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class NotFoundError(StorageError):
+    """The row to change does not exist (or, for apps, was deleted)."""

@@ -1,0 +1,93 @@
+"""Schema migrations with Alembic (``openplatform db upgrade``; the server runs
+:func:`upgrade_async` at start, so an empty database is created on first run).
+
+Alembic is configured here in code; ``alembic.ini`` beside this module only
+serves developers running the ``alembic`` command (new revisions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+
+from openplatform.config import Settings, database_url_for_driver
+from openplatform.storage.engine import create_engine
+
+__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade", "upgrade_async"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant: serializes concurrent upgrades of one PostgreSQL database
+# (several workers starting at once).
+_PG_LOCK_ID = 0x6F70656E706C6174
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _database_url(target: Settings | str) -> str:
+    return database_url_for_driver(target if isinstance(target, str) else target.database_url)
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade_async(target: Settings | str, revision: str = "head") -> None:
+    """Bring the database of ``target`` (settings or URL) to ``revision``, in one
+    transaction; a no-op when it is already there. Creates the parent directory
+    of a SQLite file."""
+    url = _database_url(target)
+    _ensure_sqlite_directory(url)
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            # BEGIN IMMEDIATE on SQLite: concurrent upgrades run one after another.
+            conn = await conn.execution_options(openplatform_write=True)
+            async with conn.begin():
+                await conn.run_sync(_run_upgrade, revision)
+    finally:
+        await engine.dispose()
+
+
+def upgrade(target: Settings | str, revision: str = "head") -> None:
+    """:func:`upgrade_async` for synchronous callers (the CLI); not from inside a
+    running event loop."""
+    asyncio.run(upgrade_async(target, revision))
+
+
+async def current_revision(target: Settings | str) -> str | None:
+    """The revision the database is at (None when it was never migrated)."""
+    engine = create_engine(_database_url(target))
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()

@@ -1,0 +1,303 @@
+"""Grants, access tokens with their legacy session key/secret, and refresh
+tokens (PROTOCOL §2, §3.1; RFC 6749 §1.4-§1.5, RFC 7009).
+
+Every token, refresh token and session key is stored as its SHA-256 hash only
+(:func:`~openplatform.storage.crypto.hash_token`); session secrets are stored
+encrypted, since the md5 signature (PROTOCOL §3.2) needs the raw value. A
+grant is a token family: revoking it revokes all it issued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openplatform.storage.crypto import SecretBox, hash_token, new_secret, new_token
+from openplatform.storage.engine import Sessions
+from openplatform.storage.models import AccessToken, Grant, RefreshToken, utcnow
+
+__all__ = [
+    "AccessTokenRecord",
+    "IssuedTokens",
+    "SessionRecord",
+    "TokenRepository",
+    "join_scope",
+]
+
+
+def join_scope(scope: str | Sequence[str]) -> str:
+    """A scope as stored: space-delimited (RFC 6749 §3.3)."""
+    return scope if isinstance(scope, str) else " ".join(scope)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """What was issued, in plaintext: shown to the client once, never stored."""
+
+    access_token: str = field(repr=False)
+    expires_in: int
+    expires_at: datetime
+    scope: str
+    refresh_token: str | None = field(repr=False)
+    session_key: str | None = field(repr=False)
+    session_secret: str | None = field(repr=False)
+    access_token_id: int
+    grant_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """An access token as stored. Callers answer 110 when ``revoked`` and 111
+    when expired (PROTOCOL §3.3 check 12)."""
+
+    id: int
+    app_id: int
+    user_id: int | None
+    grant_id: int | None
+    scope: str
+    expires_at: datetime
+    revoked: bool
+    created_at: datetime
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or utcnow()) >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A legacy session (PROTOCOL §3.1 ``session_key``): it lives and dies with
+    its access token (``access_token_id``). Callers answer 102 when unknown or
+    ``revoked``, 112 when expired; ``session_secret`` signs (§3.2)."""
+
+    access_token_id: int
+    app_id: int
+    user_id: int | None
+    grant_id: int | None
+    scope: str
+    session_secret: str = field(repr=False)
+    expires_at: datetime
+    revoked: bool
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or utcnow()) >= self.expires_at
+
+
+class TokenRepository:
+    """Grants and the tokens issued under them."""
+
+    def __init__(self, sessions: Sessions, box: SecretBox) -> None:
+        self._sessions = sessions
+        self._box = box
+
+    async def create_grant(
+        self, app_id: int, user_id: int | None, scope: str | Sequence[str], grant_type: str
+    ) -> int:
+        """A new token family for one authorization; its id."""
+        async with self._sessions.write() as session:
+            return await self.create_grant_in(session, app_id, user_id, scope, grant_type)
+
+    async def create_grant_in(
+        self,
+        session: AsyncSession,
+        app_id: int,
+        user_id: int | None,
+        scope: str | Sequence[str],
+        grant_type: str,
+    ) -> int:
+        """:meth:`create_grant` inside the caller's transaction."""
+        grant = Grant(
+            app_id=app_id,
+            user_id=user_id,
+            scope=join_scope(scope),
+            grant_type=grant_type,
+            created_at=utcnow(),
+        )
+        session.add(grant)
+        await session.flush()
+        return grant.id
+
+    async def issue(
+        self,
+        grant_id: int,
+        app_id: int,
+        user_id: int | None,
+        scope: str | Sequence[str],
+        access_ttl_s: int,
+        refresh_ttl_s: int | None,
+        with_session: bool,
+    ) -> IssuedTokens:
+        """An access token (+ a refresh token unless ``refresh_ttl_s`` is None, +
+        a session key and secret when ``with_session``), all in one transaction."""
+        async with self._sessions.write() as session:
+            return await self.issue_in(
+                session, grant_id, app_id, user_id, scope, access_ttl_s, refresh_ttl_s, with_session
+            )
+
+    async def issue_in(
+        self,
+        session: AsyncSession,
+        grant_id: int,
+        app_id: int,
+        user_id: int | None,
+        scope: str | Sequence[str],
+        access_ttl_s: int,
+        refresh_ttl_s: int | None,
+        with_session: bool,
+    ) -> IssuedTokens:
+        """:meth:`issue` inside the caller's transaction (e.g. a refresh rotation,
+        where marking the old token and issuing new ones must be one step)."""
+        now = utcnow()
+        scope_text = join_scope(scope)
+        access_token = new_token()
+        session_key = new_token() if with_session else None
+        session_secret = new_secret() if with_session else None
+        expires_at = now + timedelta(seconds=access_ttl_s)
+        row = AccessToken(
+            token_hash=hash_token(access_token),
+            session_key_hash=None if session_key is None else hash_token(session_key),
+            session_secret_encrypted=(
+                None if session_secret is None else self._box.encrypt(session_secret)
+            ),
+            app_id=app_id,
+            user_id=user_id,
+            grant_id=grant_id,
+            scope=scope_text,
+            expires_at=expires_at,
+            created_at=now,
+        )
+        session.add(row)
+        refresh_token = None
+        if refresh_ttl_s is not None:
+            refresh_token = new_token()
+            session.add(
+                RefreshToken(
+                    token_hash=hash_token(refresh_token),
+                    app_id=app_id,
+                    user_id=user_id,
+                    grant_id=grant_id,
+                    scope=scope_text,
+                    expires_at=now + timedelta(seconds=refresh_ttl_s),
+                    created_at=now,
+                )
+            )
+        await session.flush()
+        return IssuedTokens(
+            access_token=access_token,
+            expires_in=access_ttl_s,
+            expires_at=expires_at,
+            scope=scope_text,
+            refresh_token=refresh_token,
+            session_key=session_key,
+            session_secret=session_secret,
+            access_token_id=row.id,
+            grant_id=grant_id,
+        )
+
+    async def find_access_token(self, token: str) -> AccessTokenRecord | None:
+        """The access token (revoked or expired ones included), or None."""
+        async with self._sessions.read() as session:
+            row = await session.scalar(
+                select(AccessToken).where(AccessToken.token_hash == hash_token(token))
+            )
+        if row is None:
+            return None
+        return AccessTokenRecord(
+            id=row.id,
+            app_id=row.app_id,
+            user_id=row.user_id,
+            grant_id=row.grant_id,
+            scope=row.scope,
+            expires_at=row.expires_at,
+            revoked=row.revoked_at is not None,
+            created_at=row.created_at,
+        )
+
+    async def find_session(self, session_key: str) -> SessionRecord | None:
+        """The session of ``session_key`` with its decrypted secret, or None."""
+        async with self._sessions.read() as session:
+            row = await session.scalar(
+                select(AccessToken).where(AccessToken.session_key_hash == hash_token(session_key))
+            )
+        if row is None or row.session_secret_encrypted is None:
+            return None
+        return SessionRecord(
+            access_token_id=row.id,
+            app_id=row.app_id,
+            user_id=row.user_id,
+            grant_id=row.grant_id,
+            scope=row.scope,
+            session_secret=self._box.decrypt(row.session_secret_encrypted),
+            expires_at=row.expires_at,
+            revoked=row.revoked_at is not None,
+        )
+
+    async def revoke_access_token(self, token: str, app_id: int) -> bool:
+        """RFC 7009 §2.1: revoke the token (and its session key) if it belongs to
+        ``app_id``. True when it was revoked now; False when unknown, another
+        app's, or already revoked."""
+        async with self._sessions.write() as session:
+            result = await session.execute(
+                update(AccessToken)
+                .where(
+                    AccessToken.token_hash == hash_token(token),
+                    AccessToken.app_id == app_id,
+                    AccessToken.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def revoke_grant(self, grant_id: int) -> None:
+        """Revoke the grant and every access token, session key and refresh token
+        it issued, in one transaction."""
+        async with self._sessions.write() as session:
+            await self.revoke_grant_in(session, grant_id)
+
+    async def revoke_grant_in(self, session: AsyncSession, grant_id: int) -> None:
+        """:meth:`revoke_grant` inside the caller's transaction."""
+        now = utcnow()
+        await session.execute(
+            update(Grant)
+            .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        for model in (AccessToken, RefreshToken):
+            await session.execute(
+                update(model)
+                .where(model.grant_id == grant_id, model.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    async def user_has_valid_token(self, app_id: int, user_id: int) -> bool:
+        """Whether the user has authorized the app and it still holds a live
+        credential: an unexpired, unrevoked access token or refresh token
+        (``users.isAppUser``, PROTOCOL §4)."""
+        now = utcnow()
+        live_access = exists().where(
+            AccessToken.app_id == app_id,
+            AccessToken.user_id == user_id,
+            AccessToken.revoked_at.is_(None),
+            AccessToken.expires_at > now,
+        )
+        live_refresh = exists().where(
+            RefreshToken.app_id == app_id,
+            RefreshToken.user_id == user_id,
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.expires_at > now,
+        )
+        async with self._sessions.read() as session:
+            found = await session.scalar(select(or_(live_access, live_refresh)))
+        return bool(found)
