@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import NoScriptError
 
 from openplatform.cache import CallCheck, CallVerdict, Outcome, RateStatus, SharedState
@@ -40,11 +40,17 @@ _OUTCOMES = (
 
 
 class RedisSharedState(SharedState):
-    """Shared state of every process that uses the same Redis (and ``prefix``)."""
+    """Shared state of every process that uses the same Redis (and ``prefix``).
+
+    Calls beyond the pool's ``max_connections`` (default 50; the URL's
+    ``?max_connections=`` and ``?timeout=`` override) wait for a free
+    connection instead of failing.
+    """
 
     def __init__(self, url: str, prefix: str = "op") -> None:
         self._prefix = check_prefix(prefix)
-        self._redis: Redis = Redis.from_url(url)
+        pool = BlockingConnectionPool.from_url(url, max_connections=50, timeout=5)
+        self._redis: Redis = Redis.from_pool(pool)
 
     def keys_and_args(self, check: CallCheck) -> tuple[list[str], list[str | int]]:
         """The ``KEYS`` and ``ARGV`` of ``check_call.lua`` for ``check``."""
