@@ -7,7 +7,7 @@ import pytest
 from openplatform.config import parse_networks
 from openplatform.errors import ApiError, Code
 from openplatform.errors.render import api_error_body
-from openplatform.gateway.client_ip import check_ip_allowlist, parse_allowlist, resolve_client_ip
+from openplatform.gateway.client_ip import check_ip_allowlist, resolve_client_ip
 
 PROXIES = parse_networks("10.0.0.0/8, fd00::/8", name="test")
 
@@ -45,12 +45,12 @@ def test_empty_allowlist_allows_everyone() -> None:
 
 @pytest.mark.parametrize("ip", ["192.0.2.1", "198.51.100.77", "2001:db8::abcd"])
 def test_listed_ips_and_cidrs_pass(ip: str) -> None:
-    check_ip_allowlist(ip, parse_allowlist(("192.0.2.1", "198.51.100.0/24", "2001:db8::/32")))
+    check_ip_allowlist(ip, parse_networks("192.0.2.1, 198.51.100.0/24, 2001:db8::/32", name="t"))
 
 
 def test_other_ip_is_5_with_the_ip_in_the_message() -> None:
     with pytest.raises(ApiError) as caught:
-        check_ip_allowlist("203.0.113.1", parse_allowlist(("192.0.2.0/24", "2001:db8::/32")))
+        check_ip_allowlist("203.0.113.1", parse_networks("192.0.2.0/24, 2001:db8::/32", name="t"))
     assert caught.value.code == Code.UNAUTHORIZED_CLIENT_IP
     body = api_error_body(caught.value, "en")
     assert body["error_msg"] == "Unauthorized client IP address:203.0.113.1"
@@ -58,4 +58,4 @@ def test_other_ip_is_5_with_the_ip_in_the_message() -> None:
 
 def test_unparseable_client_is_refused_by_a_nonempty_list() -> None:
     with pytest.raises(ApiError):
-        check_ip_allowlist("testclient", parse_allowlist(("0.0.0.0/0",)))
+        check_ip_allowlist("testclient", parse_networks("0.0.0.0/0", name="t"))

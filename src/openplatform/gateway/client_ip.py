@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
 from openplatform.config import IPNetwork
 from openplatform.errors import ApiError, Code
 
-__all__ = ["check_ip_allowlist", "parse_allowlist", "parse_ip", "resolve_client_ip"]
+__all__ = ["check_ip_allowlist", "parse_ip", "resolve_client_ip"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -57,21 +56,9 @@ def resolve_client_ip(
     return str(current)
 
 
-@lru_cache(maxsize=1024)
-def parse_allowlist(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
-    """An app's ``ip_allowlist`` (IPs and CIDRs); entries that do not parse
-    match nothing (the admin API refuses them with 114 when they are set)."""
-    networks: list[IPNetwork] = []
-    for item in entries:
-        try:
-            networks.append(ipaddress.ip_network(item.strip(), strict=False))
-        except ValueError:
-            continue
-    return tuple(networks)
-
-
 def check_ip_allowlist(client_ip: str, allowlist: Sequence[IPNetwork]) -> None:
-    """Check 6: the client IP is in the allowlist (an empty list allows all) → else 5."""
+    """Check 6: the client IP is in the app's allowlist (``AppSettings.ip_networks``;
+    an empty list allows all) → else 5, with the IP in the message."""
     if not allowlist:
         return
     address = parse_ip(client_ip)

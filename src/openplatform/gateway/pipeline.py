@@ -1,0 +1,347 @@
+"""The checks of PROTOCOL §3.3, in order; the first that fails answers.
+
+:meth:`Gateway.handle` reads like the table of §3.3: each step calls one small
+check (a module of this package) that raises :class:`ApiError`. One place at
+the end renders the answer (JSON or XML, zh or en, HTTP 200 for apps that
+chose ``legacy_http_200``); anything unexpected becomes code 1 with the
+request id, its traceback logged server-side only.
+
+Shared state is asked once per call: replay (10), ``call_id`` (11) and every
+rate limit (13) are one atomic :meth:`SharedState.check_call`. Access-token
+validity (12) is read-only, so it is resolved before that call, which then
+consumes no rate limit when the token is invalid, and the answers keep the
+order of §3.3.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from starlette.responses import Response
+
+from openplatform.cache import CallCheck, CallVerdict, Outcome, RateLimitRule
+from openplatform.errors import ApiError, Code, Lang
+from openplatform.errors.render import (
+    Format,
+    api_error_response,
+    negotiate_lang,
+    result_response,
+)
+from openplatform.gateway.app_cache import AppCache
+from openplatform.gateway.call_id import call_id_key, check_call_id
+from openplatform.gateway.client_ip import check_ip_allowlist, resolve_client_ip
+from openplatform.gateway.maintenance import MaintenanceSwitch, check_maintenance
+from openplatform.gateway.params import check_param_count, check_well_formed
+from openplatform.gateway.rate_limits import rate_headers, rules_for_call
+from openplatform.gateway.referer import check_referer
+from openplatform.gateway.signature import SIGN_METHODS, SignMethod, verify_signature
+from openplatform.gateway.timestamp import check_timestamp
+from openplatform.methods.registry import MethodCall, MethodRegistry, MethodSpec
+from openplatform.services import Services
+from openplatform.storage.apps import AppRecord
+from openplatform.storage.models import utcnow
+from openplatform.storage.tokens import AccessTokenRecord, SessionRecord
+
+__all__ = ["Gateway", "IncomingCall"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IncomingCall:
+    """One ``/rest/2.0/`` request as the transport saw it."""
+
+    request_id: str
+    path_method: str | None
+    pairs: list[tuple[str, str]]
+    problem: str | None = None
+    peer: str | None = None
+    forwarded_for: list[str] = field(default_factory=list)
+    referer: str | None = None
+    bearer: str | None = None
+    accept_language: str | None = None
+
+    def first(self, key: str) -> str | None:
+        for k, value in self.pairs:
+            if k == key:
+                return value
+        return None
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What the renderer needs, filled in as the checks learn it."""
+
+    lang: Lang
+    fmt: Format
+    legacy_http_200: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    """Who acts: the app, and the user of a token or session (if any)."""
+
+    user_id: int | None
+    scopes: frozenset[str]
+    error: ApiError | None = None  # check 12, answered after replay and call_id
+
+
+class Gateway:
+    """The open-API gateway of one process."""
+
+    def __init__(
+        self,
+        services: Services,
+        registry: MethodRegistry,
+        apps: AppCache,
+        maintenance: MaintenanceSwitch,
+    ) -> None:
+        self._services = services
+        self._settings = services.settings
+        self._registry = registry
+        self._apps = apps
+        self._maintenance = maintenance
+
+    async def handle(self, call: IncomingCall) -> tuple[Response, str | None]:
+        """The response, and the method name when it is a registered one."""
+        fmt: Format = "xml" if call.first("format") == "xml" else "json"
+        answer = _Answer(negotiate_lang(call.first("lang"), call.accept_language), fmt)
+        try:
+            spec = self._method(call)
+            answer.method = spec.name
+            result = await self._run(call, spec, answer)
+            response = result_response(
+                result,
+                fmt=answer.fmt,
+                root=spec.xml_root,
+                request_id=call.request_id,
+                headers=answer.headers,
+            )
+        except ApiError as error:
+            response = self._error(error, call, answer)
+        except Exception:
+            log.exception("unexpected error in %s (request id %s)", answer.method, call.request_id)
+            response = self._error(
+                ApiError(Code.UNKNOWN, f"request id {call.request_id}"), call, answer
+            )
+        return response, answer.method
+
+    @staticmethod
+    def _error(error: ApiError, call: IncomingCall, answer: _Answer) -> Response:
+        if answer.headers:
+            error.headers = {**answer.headers, **error.headers}
+        return api_error_response(
+            error,
+            lang=answer.lang,
+            fmt=answer.fmt,
+            request_id=call.request_id,
+            request_args=call.pairs,
+            legacy_http_200=answer.legacy_http_200,
+        )
+
+    def _method(self, call: IncomingCall) -> MethodSpec:
+        """Checks 1 and 2: maintenance, then the method exists."""
+        name = call.path_method or call.first("method") or ""
+        check_maintenance(self._maintenance.current(), name)
+        spec = self._registry.get(name)
+        if spec is None:
+            raise ApiError(
+                Code.UNSUPPORTED_METHOD,
+                f"unknown method {name[:100]!r}" if name else "no method given",
+            )
+        return spec
+
+    async def _run(self, call: IncomingCall, spec: MethodSpec, answer: _Answer) -> object:
+        settings = self._settings
+        # 3, 4
+        check_param_count(call.pairs, settings.max_params)
+        params = check_well_formed(
+            call.pairs, call.problem, spec, path_method=call.path_method, bearer=call.bearer
+        )
+        if call.first("format") is not None:
+            answer.fmt = "xml" if params.get("format") == "xml" else "json"
+        access_token = params.get("access_token", call.bearer)
+        session_key = params.get("session_key")
+        # 5
+        app, token = await self._app(params.get("api_key"), access_token)
+        answer.legacy_http_200 = app.settings.legacy_http_200
+        # 6, 7
+        client_ip = resolve_client_ip(call.peer, call.forwarded_for, settings.trusted_proxies)
+        check_ip_allowlist(client_ip, app.settings.ip_networks)
+        check_referer(
+            call.referer,
+            app.settings.referer_allowlist,
+            allow_missing=app.settings.allow_missing_referer,
+        )
+        # 8-11 (signed calls only)
+        nonce = call_id = None
+        session: SessionRecord | None = None
+        sig = params.get("sig")
+        if sig is not None:
+            session = await self._verify_signature(call, spec, params, app, session_key, sig)
+            check_timestamp(
+                params.get("timestamp"),
+                now=int(time.time()),
+                window_s=settings.timestamp_window_s,
+                tz=settings.timezone,
+            )
+            nonce = sig
+            call_id = check_call_id(params.get("call_id"), required=app.settings.require_call_id)
+        elif app.settings.require_signature:
+            raise ApiError(Code.INCORRECT_SIGNATURE, "this app accepts signed calls only")
+        elif access_token is None:
+            raise ApiError(
+                Code.INCORRECT_SIGNATURE, "a call needs a sig, or an access_token on its own"
+            )
+        # 12 (resolved now, answered after 10 and 11)
+        credential = self._credential(app, access_token, token, session)
+        # 10, 11, 13: one atomic step in shared state
+        rate_ip = params.get("client_ip", client_ip) if sig is not None else client_ip
+        limits = (
+            []
+            if credential.error is not None
+            else rules_for_call(
+                spec.name, app.settings.rate_limits, user_id=credential.user_id, client_ip=rate_ip
+            )
+        )
+        verdict = await self._shared_state(
+            app,
+            nonce,
+            call_id,
+            call_id_key(session_key=session_key, access_token=access_token),
+            limits,
+        )
+        if verdict is not None:
+            if verdict.rate is not None:
+                answer.headers.update(rate_headers(verdict.rate))
+            if verdict.outcome is Outcome.REPLAYED:
+                raise ApiError(
+                    Code.INVALID_TIMESTAMP, "this signed request was already received (replay)"
+                )
+            if verdict.outcome is Outcome.CALL_ID_NOT_INCREASING:
+                raise ApiError(
+                    Code.INVALID_CALL_ID, "call_id must be greater than the last accepted one"
+                )
+        if credential.error is not None:
+            raise credential.error
+        if verdict is not None and verdict.outcome is Outcome.RATE_LIMITED:
+            assert verdict.rate is not None
+            raise ApiError(
+                Code.REQUEST_LIMIT_REACHED,
+                f"at most {verdict.rate.limit} calls; retry in {verdict.rate.retry_after_s} s",
+                headers={"Retry-After": str(max(verdict.rate.retry_after_s, 1))},
+            )
+        # 14
+        spec.check_permission(credential.user_id, credential.scopes)
+        args = spec.parse_arguments(params)
+        return await spec.handler(
+            MethodCall(
+                services=self._services,
+                app=app,
+                user_id=credential.user_id,
+                scopes=credential.scopes,
+                args=args,
+                client_ip=rate_ip,
+                lang=answer.lang,
+            )
+        )
+
+    async def _app(
+        self, api_key: str | None, access_token: str | None
+    ) -> tuple[AppRecord, AccessTokenRecord | None]:
+        """Check 5: the app of ``api_key``, else of the bearer token (whose
+        record is read now and judged at check 12)."""
+        token = None
+        if access_token is not None:
+            token = await self._services.database.tokens.find_access_token(access_token)
+        if api_key is not None:
+            app = await self._apps.by_api_key(api_key)
+            if app is None:
+                raise ApiError(Code.INVALID_API_KEY)
+        elif access_token is not None:
+            # Without api_key the token names the app; a token that does not
+            # exist (a deleted app's included) names none.
+            app = None if token is None else await self._apps.by_id(token.app_id)
+            if app is None or app.status == "deleted":
+                raise ApiError(Code.INVALID_ACCESS_TOKEN)
+        else:
+            raise ApiError(Code.INVALID_API_KEY, "api_key (or an access_token) is required")
+        if not app.active:
+            raise ApiError(Code.NO_SUCH_APPLICATION, "this app is suspended or deleted")
+        return app, token
+
+    async def _verify_signature(
+        self,
+        call: IncomingCall,
+        spec: MethodSpec,
+        params: dict[str, str],
+        app: AppRecord,
+        session_key: str | None,
+        sig: str,
+    ) -> SessionRecord | None:
+        """Check 8: sign method, the session whose secret signs, the signature."""
+        sign_method = params.get("sign_method", "md5")
+        if sign_method not in SIGN_METHODS:
+            raise ApiError(
+                Code.UNSUPPORTED_SIGNATURE_METHOD, "sign_method must be md5 or hmac-sha256"
+            )
+        method: SignMethod = "hmac-sha256" if sign_method == "hmac-sha256" else "md5"
+        secret = app.secret
+        session = None
+        if session_key is not None:
+            session = await self._services.database.tokens.find_session(session_key)
+            if session is None or session.revoked or session.app_id != app.id:
+                raise ApiError(Code.INVALID_SESSION_KEY)
+            if session.expired():
+                raise ApiError(Code.SESSION_KEY_EXPIRED)
+            secret = session.session_secret
+        signed: Sequence[tuple[str, str]] = call.pairs
+        if "method" not in params:
+            signed = [*call.pairs, ("method", spec.name)]
+        if not verify_signature(signed, sig, secret, method):
+            raise ApiError(Code.INCORRECT_SIGNATURE)
+        return session
+
+    @staticmethod
+    def _credential(
+        app: AppRecord,
+        access_token: str | None,
+        token: AccessTokenRecord | None,
+        session: SessionRecord | None,
+    ) -> _Credential:
+        """Check 12: the user and scopes the call acts with."""
+        if session is not None:
+            return _Credential(session.user_id, session.scopes)
+        if access_token is None:
+            return _Credential(None, frozenset())
+        if token is None or token.revoked or token.app_id != app.id:
+            return _Credential(None, frozenset(), ApiError(Code.INVALID_ACCESS_TOKEN))
+        if token.expired(utcnow()):
+            return _Credential(None, frozenset(), ApiError(Code.ACCESS_TOKEN_EXPIRED))
+        return _Credential(token.user_id, token.scopes)
+
+    async def _shared_state(
+        self,
+        app: AppRecord,
+        nonce: str | None,
+        call_id: str | None,
+        call_id_key: str,
+        limits: list[RateLimitRule],
+    ) -> CallVerdict | None:
+        if nonce is None and call_id is None and not limits:
+            return None
+        return await self._services.shared_state.check_call(
+            CallCheck(
+                app=str(app.id),
+                nonce=nonce,
+                nonce_ttl_s=2 * self._settings.timestamp_window_s,
+                call_id_key=call_id_key if call_id is not None else None,
+                call_id=call_id,
+                limits=limits,
+            )
+        )
