@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -16,6 +20,11 @@ from tests.services import (
     port_open,
     service_unavailable,
 )
+
+if TYPE_CHECKING:
+    from openplatform.storage.database import Database
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +62,78 @@ def redis_url() -> str:
     if why:
         service_unavailable("Redis", why)
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+# --- storage: a migrated database per test, on SQLite and on PostgreSQL ------
+
+TEST_SECRET_KEY = "openplatform-test-secret-key-not-for-production"
+
+
+def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a fresh event loop in another thread, so a
+    sync fixture never disturbs the event loop pytest-asyncio manages."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per run; tests get copies."""
+    from openplatform.storage.migrate import upgrade_async
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "openplatform.db"
+    run_in_thread(upgrade_async(f"sqlite:///{path}"))
+    assert not Path(f"{path}-wal").exists(), "the template's WAL was not checkpointed"
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_url(postgres_url: str) -> str:
+    """The run's PostgreSQL database, migrated to head once."""
+    from openplatform.storage.migrate import upgrade_async
+
+    run_in_thread(upgrade_async(postgres_url))
+    return postgres_url
+
+
+async def _empty_postgres_tables(url: str) -> None:
+    import asyncpg
+
+    from openplatform.storage.models import Base
+
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("SET lock_timeout = '10s'")
+        await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database, as a user would write its URL: a fresh SQLite
+    file (copied from a template), or the run's PostgreSQL database with every
+    table emptied."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "openplatform.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("migrated_postgres_url")
+    run_in_thread(_empty_postgres_tables(url))
+    return url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """An open :class:`~openplatform.storage.database.Database` on
+    ``database_url`` with a fixed secret key (``TEST_SECRET_KEY``)."""
+    from openplatform.storage.crypto import SecretBox
+    from openplatform.storage.database import Database
+
+    db = Database(database_url, SecretBox(TEST_SECRET_KEY))
+    try:
+        yield db
+    finally:
+        await db.close()
