@@ -9,7 +9,8 @@ grant is a token family: revoking it revokes all it issued.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,11 +19,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openplatform.storage.crypto import SecretBox, hash_token, new_secret, new_token
 from openplatform.storage.engine import Sessions
-from openplatform.storage.models import AccessToken, Grant, RefreshToken, utcnow
+from openplatform.storage.models import (
+    AccessToken,
+    AuthorizationCode,
+    Grant,
+    RefreshToken,
+    utcnow,
+)
 
 __all__ = [
     "AccessTokenRecord",
+    "CodeRecord",
+    "Exchange",
+    "ExchangeOutcome",
+    "IssuePlan",
     "IssuedTokens",
+    "RefreshRecord",
+    "RefreshTokenRecord",
     "SessionRecord",
     "TokenRepository",
     "join_scope",
@@ -301,3 +314,288 @@ class TokenRepository:
         async with self._sessions.read() as session:
             found = await session.scalar(select(or_(live_access, live_refresh)))
         return bool(found)
+
+    # --- OAuth authorization codes and refresh rotation (PROTOCOL §2) -----------
+    # Each exchange is ONE write transaction that starts with a conditional
+    # UPDATE: PostgreSQL row-locks the matched row until commit, so concurrent
+    # exchanges re-check the condition and find the row already taken; on
+    # SQLite the write transaction (BEGIN IMMEDIATE) serializes them. There is
+    # no read-then-write.
+
+    async def create_code(
+        self,
+        app_id: int,
+        user_id: int,
+        redirect_uri: str | None,
+        scope: str | Sequence[str],
+        code_challenge: str | None,
+        code_challenge_method: str | None,
+        ttl_s: int,
+    ) -> str:
+        """A new single-use authorization code (RFC 6749 §4.1.2), stored hashed."""
+        code = new_token()
+        now = utcnow()
+        async with self._sessions.write() as session:
+            session.add(
+                AuthorizationCode(
+                    code_hash=hash_token(code),
+                    app_id=app_id,
+                    user_id=user_id,
+                    redirect_uri=redirect_uri,
+                    scope=join_scope(scope),
+                    code_challenge=code_challenge,
+                    code_challenge_method=code_challenge_method,
+                    expires_at=now + timedelta(seconds=ttl_s),
+                    created_at=now,
+                )
+            )
+        return code
+
+    async def redeem_code(
+        self, code: str, app_id: int, check: Callable[[CodeRecord], IssuePlan]
+    ) -> Exchange:
+        """Exchange ``code`` of ``app_id`` exactly once: mark it used, let
+        ``check`` validate it (an exception rolls everything back and leaves the
+        code usable) and issue the plan in a new grant, all in one transaction.
+        A code used before: its grant is revoked (RFC 6749 §4.1.2), REUSED."""
+        code_hash = hash_token(code)
+        now = utcnow()
+        async with self._sessions.write() as session:
+            taken = (
+                await session.execute(
+                    update(AuthorizationCode)
+                    .where(
+                        AuthorizationCode.code_hash == code_hash,
+                        AuthorizationCode.app_id == app_id,
+                        AuthorizationCode.used_at.is_(None),
+                        AuthorizationCode.expires_at > now,
+                    )
+                    .values(used_at=now)
+                    .returning(
+                        AuthorizationCode.id,
+                        AuthorizationCode.user_id,
+                        AuthorizationCode.redirect_uri,
+                        AuthorizationCode.scope,
+                        AuthorizationCode.code_challenge,
+                        AuthorizationCode.code_challenge_method,
+                    )
+                )
+            ).one_or_none()
+            if taken is not None:
+                plan = check(
+                    CodeRecord(
+                        app_id=app_id,
+                        user_id=taken.user_id,
+                        redirect_uri=taken.redirect_uri,
+                        scope=taken.scope,
+                        code_challenge=taken.code_challenge,
+                        code_challenge_method=taken.code_challenge_method,
+                    )
+                )
+                grant_id = await self.create_grant_in(
+                    session, app_id, taken.user_id, plan.scope, "authorization_code"
+                )
+                tokens = await self._issue_plan_in(session, grant_id, app_id, taken.user_id, plan)
+                await session.execute(
+                    update(AuthorizationCode)
+                    .where(AuthorizationCode.id == taken.id)
+                    .values(grant_id=grant_id)
+                )
+                return Exchange(ExchangeOutcome.ISSUED, tokens)
+        async with self._sessions.write() as session:
+            row = await session.scalar(
+                select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+            )
+            if row is None or row.app_id != app_id:
+                return Exchange(ExchangeOutcome.UNKNOWN)
+            if row.used_at is not None:
+                if row.grant_id is not None:
+                    await self.revoke_grant_in(session, row.grant_id)
+                return Exchange(ExchangeOutcome.REUSED)
+            return Exchange(ExchangeOutcome.EXPIRED)
+
+    async def rotate_refresh_token(
+        self,
+        token: str,
+        app_id: int,
+        reuse_grace_s: int,
+        check: Callable[[RefreshRecord], IssuePlan],
+    ) -> Exchange:
+        """Use ``token`` of ``app_id`` exactly once (RFC 9700 §4.14.2): mark it
+        rotated, let ``check`` validate it, issue the plan in the same grant —
+        one transaction. A rotated token presented again within
+        ``reuse_grace_s`` is ROTATED_RECENTLY (a racing client, not a thief);
+        later, its grant is revoked and REUSED."""
+        token_hash = hash_token(token)
+        now = utcnow()
+        live_grant = exists().where(Grant.id == RefreshToken.grant_id, Grant.revoked_at.is_(None))
+        async with self._sessions.write() as session:
+            taken = (
+                await session.execute(
+                    update(RefreshToken)
+                    .where(
+                        RefreshToken.token_hash == token_hash,
+                        RefreshToken.app_id == app_id,
+                        RefreshToken.rotated_at.is_(None),
+                        RefreshToken.revoked_at.is_(None),
+                        RefreshToken.expires_at > now,
+                        live_grant,
+                    )
+                    .values(rotated_at=now)
+                    .returning(RefreshToken.grant_id, RefreshToken.user_id, RefreshToken.scope)
+                )
+            ).one_or_none()
+            if taken is not None:
+                plan = check(
+                    RefreshRecord(
+                        app_id=app_id,
+                        user_id=taken.user_id,
+                        grant_id=taken.grant_id,
+                        scope=taken.scope,
+                    )
+                )
+                tokens = await self._issue_plan_in(
+                    session, taken.grant_id, app_id, taken.user_id, plan
+                )
+                return Exchange(ExchangeOutcome.ISSUED, tokens)
+        async with self._sessions.write() as session:
+            row = await session.scalar(
+                select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+            )
+            if row is None or row.app_id != app_id or row.revoked_at is not None:
+                return Exchange(ExchangeOutcome.UNKNOWN)
+            grant_revoked = await session.scalar(
+                select(Grant.revoked_at.is_not(None)).where(Grant.id == row.grant_id)
+            )
+            if grant_revoked:
+                return Exchange(ExchangeOutcome.UNKNOWN)
+            if row.rotated_at is not None:
+                if now - row.rotated_at <= timedelta(seconds=reuse_grace_s):
+                    return Exchange(ExchangeOutcome.ROTATED_RECENTLY)
+                await self.revoke_grant_in(session, row.grant_id)
+                return Exchange(ExchangeOutcome.REUSED)
+            return Exchange(ExchangeOutcome.EXPIRED)
+
+    async def issue_new_grant(
+        self, app_id: int, user_id: int | None, grant_type: str, plan: IssuePlan
+    ) -> IssuedTokens:
+        """A new grant and its tokens in one transaction (client_credentials,
+        password)."""
+        async with self._sessions.write() as session:
+            grant_id = await self.create_grant_in(session, app_id, user_id, plan.scope, grant_type)
+            return await self._issue_plan_in(session, grant_id, app_id, user_id, plan)
+
+    async def _issue_plan_in(
+        self,
+        session: AsyncSession,
+        grant_id: int,
+        app_id: int,
+        user_id: int | None,
+        plan: IssuePlan,
+    ) -> IssuedTokens:
+        return await self.issue_in(
+            session,
+            grant_id,
+            app_id,
+            user_id,
+            plan.scope,
+            plan.access_ttl_s,
+            plan.refresh_ttl_s,
+            plan.with_session,
+        )
+
+    async def find_refresh_token(self, token: str) -> RefreshTokenRecord | None:
+        """The refresh token (rotated, revoked or expired ones included), or None.
+        ``revoked`` is also true when its grant was revoked."""
+        async with self._sessions.read() as session:
+            found = (
+                await session.execute(
+                    select(RefreshToken, Grant.revoked_at)
+                    .join(Grant, Grant.id == RefreshToken.grant_id)
+                    .where(RefreshToken.token_hash == hash_token(token))
+                )
+            ).one_or_none()
+        if found is None:
+            return None
+        row, grant_revoked_at = found
+        return RefreshTokenRecord(
+            app_id=row.app_id,
+            user_id=row.user_id,
+            grant_id=row.grant_id,
+            scope=row.scope,
+            expires_at=row.expires_at,
+            rotated=row.rotated_at is not None,
+            revoked=row.revoked_at is not None or grant_revoked_at is not None,
+            created_at=row.created_at,
+        )
+
+    async def revoke_refresh_token(self, token: str, app_id: int) -> bool:
+        """RFC 7009 §2.1: revoking a refresh token of ``app_id`` revokes its whole
+        grant (every access token, session key and refresh token of it). False
+        when unknown or another app's."""
+        async with self._sessions.write() as session:
+            grant_id = await session.scalar(
+                select(RefreshToken.grant_id).where(
+                    RefreshToken.token_hash == hash_token(token), RefreshToken.app_id == app_id
+                )
+            )
+            if grant_id is None:
+                return False
+            await self.revoke_grant_in(session, grant_id)
+        return True
+
+
+class ExchangeOutcome(enum.Enum):
+    ISSUED = "issued"
+    UNKNOWN = "unknown"  # no such code/token for this app, or revoked
+    EXPIRED = "expired"
+    REUSED = "reused"  # used before; what it issued is now revoked
+    ROTATED_RECENTLY = "rotated_recently"  # refresh token rotated within the grace period
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    outcome: ExchangeOutcome
+    tokens: IssuedTokens | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuePlan:
+    """What to issue: scope, lifetimes, refresh token (None: none), session key."""
+
+    scope: str
+    access_ttl_s: int
+    refresh_ttl_s: int | None
+    with_session: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """What an authorization code was bound to at /authorize."""
+
+    app_id: int
+    user_id: int
+    redirect_uri: str | None
+    scope: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    app_id: int
+    user_id: int | None
+    grant_id: int
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    app_id: int
+    user_id: int | None
+    grant_id: int
+    scope: str
+    expires_at: datetime
+    rotated: bool
+    revoked: bool
+    created_at: datetime

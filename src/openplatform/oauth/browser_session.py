@@ -1,0 +1,75 @@
+"""The browser side of /authorize: a signed sign-in cookie and CSRF tokens.
+
+No server-side session store: the sign-in cookie carries the user id and the
+time of sign-in, signed with HMAC-SHA256 under a key derived from the
+platform secret (``Settings.secret_key_material``). The CSRF token is the
+double-submit pattern with a signed twist: a random value in an HttpOnly
+cookie, and in every form an HMAC of that value — a cross-site page can make
+the browser send the cookie but can neither read it nor compute the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+__all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "BrowserSessions", "SignedIn"]
+
+SESSION_COOKIE = "op_session"
+CSRF_COOKIE = "op_csrf"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    uid: int
+    signed_in_at: int
+
+
+class BrowserSessions:
+    def __init__(self, key_material: str, *, max_age_s: int = 8 * 3600) -> None:
+        self._key = hmac.new(
+            key_material.encode("utf-8"), b"openplatform browser session v1", hashlib.sha256
+        ).digest()
+        self.max_age_s = max_age_s
+
+    def _mac(self, purpose: str, value: str) -> str:
+        message = f"{purpose}|{value}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def session_cookie(self, uid: int, now: int) -> str:
+        """The value of the sign-in cookie for ``uid`` (a fresh nonce each
+        sign-in, so a cookie set before sign-in is never promoted)."""
+        body = f"{uid}.{now}.{secrets.token_urlsafe(16)}"
+        return f"{body}.{self._mac('session', body)}"
+
+    def read_session(self, cookie: str | None, now: int) -> SignedIn | None:
+        """The signed-in user of a valid, unexpired cookie, else None."""
+        if not cookie or len(cookie) > 256:
+            return None
+        body, _, mac = cookie.rpartition(".")
+        if not body or not hmac.compare_digest(mac, self._mac("session", body)):
+            return None
+        uid_text, _, rest = body.partition(".")
+        issued_text, _, _nonce = rest.partition(".")
+        if not (uid_text.isdigit() and issued_text.isdigit()):
+            return None
+        issued = int(issued_text)
+        if not issued <= now < issued + self.max_age_s:
+            return None
+        return SignedIn(uid=int(uid_text), signed_in_at=issued)
+
+    @staticmethod
+    def new_csrf_cookie() -> str:
+        return secrets.token_urlsafe(32)
+
+    def csrf_token(self, csrf_cookie: str) -> str:
+        """The token that forms carry for this browser's CSRF cookie."""
+        return self._mac("csrf", csrf_cookie)
+
+    def check_csrf(self, csrf_cookie: str | None, token: str | None) -> bool:
+        """Constant-time check of a submitted form's token."""
+        if not csrf_cookie or not token or len(csrf_cookie) > 128:
+            return False
+        return hmac.compare_digest(token, self.csrf_token(csrf_cookie))

@@ -1,0 +1,218 @@
+"""The :class:`OAuthStorage` of the platform's database: apps as clients,
+users, consents, and the atomic code/refresh operations of
+:class:`~openplatform.storage.tokens.TokenRepository`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from openplatform.oauth.storage import (
+    AuthenticatedUser,
+    Client,
+    CodeRequest,
+    IssuedTokens,
+    Redemption,
+    RedemptionOutcome,
+    StoredCode,
+    StoredRefreshToken,
+    TokenInfo,
+    TokenPlan,
+    TokenTypeHint,
+)
+from openplatform.storage.apps import AppRecord
+from openplatform.storage.database import Database
+from openplatform.storage.models import utcnow
+from openplatform.storage.tokens import (
+    CodeRecord,
+    Exchange,
+    IssuePlan,
+    RefreshRecord,
+)
+from openplatform.storage.tokens import IssuedTokens as StoredTokens
+
+__all__ = ["SqlOAuthStorage"]
+
+
+def _client(app: AppRecord) -> Client:
+    settings = app.settings
+    return Client(
+        app_id=app.id,
+        client_id=app.api_key,
+        secret=app.secret,
+        name=app.name,
+        description=app.description,
+        icon_url=app.icon_url,
+        public=settings.public,
+        active=app.active,
+        redirect_uris=settings.redirect_uris,
+        scopes=settings.scopes,
+        grants=settings.grants,
+        require_pkce=settings.require_pkce or settings.public,
+        access_token_ttl_s=settings.access_token_ttl_s,
+        refresh_token_ttl_s=settings.refresh_token_ttl_s,
+        refresh_reuse_grace_s=settings.refresh_reuse_grace_s,
+    )
+
+
+def _plan(plan: TokenPlan) -> IssuePlan:
+    return IssuePlan(
+        scope=" ".join(plan.scope),
+        access_ttl_s=plan.access_ttl_s,
+        refresh_ttl_s=plan.refresh_ttl_s,
+        with_session=plan.with_session,
+    )
+
+
+def _tokens(tokens: StoredTokens) -> IssuedTokens:
+    return IssuedTokens(
+        access_token=tokens.access_token,
+        expires_in=tokens.expires_in,
+        scope=tuple(tokens.scope.split()),
+        refresh_token=tokens.refresh_token,
+        session_key=tokens.session_key,
+        session_secret=tokens.session_secret,
+    )
+
+
+def _redemption(exchange: Exchange) -> Redemption:
+    outcome = RedemptionOutcome(exchange.outcome.value)
+    return Redemption(outcome, None if exchange.tokens is None else _tokens(exchange.tokens))
+
+
+class SqlOAuthStorage:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def get_client(self, client_id: str) -> Client | None:
+        if not client_id or len(client_id) > 64:
+            return None
+        app = await self._db.apps.get_by_api_key(client_id)
+        return None if app is None else _client(app)
+
+    async def authenticate_user(self, username: str, password: str) -> AuthenticatedUser | None:
+        user = await self._db.users.authenticate(username, password)
+        if user is None:
+            return None
+        return AuthenticatedUser(user.uid, user.username, user.display_name)
+
+    async def get_user(self, uid: int) -> AuthenticatedUser | None:
+        user = await self._db.users.get(uid)
+        if user is None or user.disabled:
+            return None
+        return AuthenticatedUser(user.uid, user.username, user.display_name)
+
+    async def consented_scopes(self, user_id: int, app_id: int) -> frozenset[str]:
+        consent = await self._db.consents.get(user_id, app_id)
+        return frozenset() if consent is None else consent.scopes
+
+    async def save_consent(self, user_id: int, app_id: int, scope: tuple[str, ...]) -> None:
+        await self._db.consents.grant(user_id, app_id, scope)
+
+    async def create_code(self, request: CodeRequest) -> str:
+        return await self._db.tokens.create_code(
+            request.app_id,
+            request.user_id,
+            request.redirect_uri,
+            request.scope,
+            request.code_challenge,
+            request.code_challenge_method,
+            request.ttl_s,
+        )
+
+    async def redeem_code(
+        self, code: str, client: Client, check: Callable[[StoredCode], TokenPlan]
+    ) -> Redemption:
+        def stored_check(record: CodeRecord) -> IssuePlan:
+            stored = StoredCode(
+                app_id=record.app_id,
+                user_id=record.user_id,
+                redirect_uri=record.redirect_uri,
+                scope=tuple(record.scope.split()),
+                code_challenge=record.code_challenge,
+            )
+            return _plan(check(stored))
+
+        exchange = await self._db.tokens.redeem_code(code, client.app_id, stored_check)
+        return _redemption(exchange)
+
+    async def rotate_refresh_token(
+        self, token: str, client: Client, check: Callable[[StoredRefreshToken], TokenPlan]
+    ) -> Redemption:
+        def stored_check(record: RefreshRecord) -> IssuePlan:
+            stored = StoredRefreshToken(
+                app_id=record.app_id, user_id=record.user_id, scope=tuple(record.scope.split())
+            )
+            return _plan(check(stored))
+
+        exchange = await self._db.tokens.rotate_refresh_token(
+            token, client.app_id, client.refresh_reuse_grace_s, stored_check
+        )
+        return _redemption(exchange)
+
+    async def issue_tokens(
+        self, client: Client, user_id: int | None, grant_type: str, plan: TokenPlan
+    ) -> IssuedTokens:
+        issued = await self._db.tokens.issue_new_grant(
+            client.app_id, user_id, grant_type, _plan(plan)
+        )
+        return _tokens(issued)
+
+    async def revoke_token(self, token: str, client: Client, hint: TokenTypeHint | None) -> None:
+        tokens = self._db.tokens
+        if hint == "refresh_token":
+            if not await tokens.revoke_refresh_token(token, client.app_id):
+                await tokens.revoke_access_token(token, client.app_id)
+            return
+        if not await tokens.revoke_access_token(token, client.app_id):
+            await tokens.revoke_refresh_token(token, client.app_id)
+
+    async def introspect_token(
+        self, token: str, client: Client, hint: TokenTypeHint | None
+    ) -> TokenInfo | None:
+        if not token or len(token) > 512:
+            return None
+        if hint == "refresh_token":
+            info = await self._refresh_info(token, client) or await self._access_info(token, client)
+        else:
+            info = await self._access_info(token, client) or await self._refresh_info(token, client)
+        return info
+
+    async def _access_info(self, token: str, client: Client) -> TokenInfo | None:
+        record = await self._db.tokens.find_access_token(token)
+        if record is None or record.app_id != client.app_id or record.revoked:
+            return None
+        if record.expired(utcnow()):
+            return None
+        username = await self._username(record.user_id)
+        return TokenInfo(
+            token_type="access_token",
+            client_id=client.client_id,
+            scope=tuple(record.scope.split()),
+            user_id=record.user_id,
+            username=username,
+            issued_at=record.created_at,
+            expires_at=record.expires_at,
+        )
+
+    async def _refresh_info(self, token: str, client: Client) -> TokenInfo | None:
+        record = await self._db.tokens.find_refresh_token(token)
+        if record is None or record.app_id != client.app_id or record.revoked or record.rotated:
+            return None
+        if utcnow() >= record.expires_at:
+            return None
+        username = await self._username(record.user_id)
+        return TokenInfo(
+            token_type="refresh_token",
+            client_id=client.client_id,
+            scope=tuple(record.scope.split()),
+            user_id=record.user_id,
+            username=username,
+            issued_at=record.created_at,
+            expires_at=record.expires_at,
+        )
+
+    async def _username(self, user_id: int | None) -> str | None:
+        if user_id is None:
+            return None
+        user = await self._db.users.get(user_id)
+        return None if user is None else user.username

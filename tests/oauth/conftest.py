@@ -1,0 +1,93 @@
+"""Fixtures of the OAuth tests: the real application on a real database
+(SQLite and PostgreSQL), an app, a user, and an HTTP client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openplatform.app import create_app
+from openplatform.cache import open_shared_state
+from openplatform.config import Settings
+from openplatform.services import Services
+from openplatform.storage.apps import AppRecord, AppSettings
+from openplatform.storage.database import Database
+from tests.conftest import TEST_SECRET_KEY
+
+ISSUER = "http://testserver"
+REDIRECT_URI = "https://client.example/cb"
+USERNAME = "alice"
+PASSWORD = "correct horse battery staple"
+
+
+def make_settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings.from_env(
+        {
+            "OPENPLATFORM_DATABASE_URL": database_url,
+            "OPENPLATFORM_DATA_DIR": str(data_dir),
+            "OPENPLATFORM_SECRET_KEY": TEST_SECRET_KEY,
+            "OPENPLATFORM_ISSUER": ISSUER,
+        }
+    )
+
+
+@dataclass
+class OAuthWorld:
+    """Everything one test talks to."""
+
+    services: Services
+    http: httpx.AsyncClient
+    app: AppRecord  # confidential, redirect REDIRECT_URI, scopes basic+email
+    uid: int
+
+    @property
+    def db(self) -> Database:
+        return self.services.database
+
+    async def new_app(self, **settings: object) -> AppRecord:
+        data: dict[str, object] = {
+            "name": "Other app",
+            "redirect_uris": [REDIRECT_URI],
+            "scopes": ["basic", "email"],
+        }
+        data.update(settings)
+        return await self.db.apps.create(AppSettings.from_mapping(data))
+
+
+def make_services(settings: Settings, issuer: str = ISSUER) -> Services:
+    from openplatform.storage.crypto import SecretBox
+
+    return Services(
+        settings=settings,
+        database=Database(settings.database_url, SecretBox(TEST_SECRET_KEY)),
+        shared_state=open_shared_state("memory://"),
+        issuer=issuer,
+    )
+
+
+@pytest.fixture
+async def world(database_url: str, tmp_path: Path) -> AsyncIterator[OAuthWorld]:
+    settings = make_settings(database_url, tmp_path)
+    services = make_services(settings)
+    app = create_app(settings, services)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        record = await services.database.apps.create(
+            AppSettings.from_mapping(
+                {
+                    "name": "Photo Printer",
+                    "description": "Prints your photos",
+                    "redirect_uris": [REDIRECT_URI],
+                    "scopes": ["basic", "email"],
+                }
+            )
+        )
+        user = await services.database.users.create(USERNAME, PASSWORD, email="a@example.com")
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+            yield OAuthWorld(services, http, record, user.uid)
+    finally:
+        await services.close()
