@@ -58,8 +58,9 @@ def database_url_for_driver(url: str) -> str:
             return driver + url[len(plain) :]
     if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         return url
+    scheme = url.split(":")[0]
     raise SettingsError(
-        f"{PREFIX}DATABASE_URL must start with sqlite:// or postgresql://, got {url.split(':')[0]!r}"
+        f"{PREFIX}DATABASE_URL must start with sqlite:// or postgresql://, got {scheme!r}"
     )
 
 
@@ -74,6 +75,7 @@ class Settings:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     secret_key: str | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    demo: bool = False  # OPENPLATFORM_DEMO=1: serve the demo app's callback page
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +110,7 @@ class Settings:
             trusted_proxies=parse_networks(
                 env.get(PREFIX + "TRUSTED_PROXIES", ""), name=PREFIX + "TRUSTED_PROXIES"
             ),
+            demo=env.get(PREFIX + "DEMO", "") not in ("", "0"),
         )
 
     def issuer_for(self, host: str, port: int) -> str:

@@ -1,0 +1,3 @@
+from openplatform.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The operators' admin API (PROTOCOL §5)."""

@@ -1,0 +1,264 @@
+"""The ASGI application: routes, request ids, metrics, last-resort errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from openplatform.cache import open_shared_state
+from openplatform.config import Settings
+from openplatform.errors import CATALOGUE, ApiError, Code
+from openplatform.errors.render import api_error_response, negotiate_lang
+from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
+from openplatform.services import Services
+
+__all__ = ["RequestContextMiddleware", "app_from_env", "build_services", "create_app"]
+
+log = logging.getLogger("openplatform")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ROUTE_GROUPS = (
+    ("/rest/", "api"),
+    ("/oauth/", "oauth"),
+    ("/.well-known/", "oauth"),
+    ("/admin/", "admin"),
+    ("/console", "console"),
+    ("/account", "account"),
+    ("/api/", "public"),
+)
+
+
+def route_group(path: str) -> str:
+    """A bounded label for metrics: never the raw path."""
+    for prefix, group in _ROUTE_GROUPS:
+        if path.startswith(prefix):
+            return group
+    return "other"
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (``X-Request-Id``), records metrics, and turns
+    anything unexpected into code 1 with that id — the traceback goes to the
+    server log only (PROTOCOL §1)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _REQUEST_ID.match(candidate):
+                    request_id = candidate
+                break
+        if not request_id:
+            request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        sent_start = False
+        error_code = "0"
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal sent_start, error_code
+            if message["type"] == "http.response.start":
+                sent_start = True
+                headers = list(message.get("headers", []))
+                have_id = False
+                for name, value in headers:
+                    if name == b"x-error-code":
+                        error_code = value.decode("latin-1")
+                    elif name == b"x-request-id":
+                        have_id = True
+                if not have_id:
+                    headers.append((b"x-request-id", request_id.encode()))
+                    message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error in request %s %s", request_id, scope.get("path"))
+            error_code = "1"
+            if not sent_start:
+                await self._unknown_error(scope, request_id)(scope, receive, send)
+        finally:
+            observe(
+                route_group(scope.get("path", "")),
+                str(state.get("api_method", "")),
+                error_code,
+                time.perf_counter() - started,
+            )
+
+    @staticmethod
+    def _unknown_error(scope: Scope, request_id: str) -> Response:
+        request = Request(scope)
+        lang = negotiate_lang(
+            request.query_params.get("lang"), request.headers.get("accept-language")
+        )
+        return api_error_response(
+            ApiError(Code.UNKNOWN, f"request id {request_id}"),
+            lang=lang,
+            fmt="xml" if request.query_params.get("format") == "xml" else "json",
+            request_id=request_id,
+        )
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def _json(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
+
+
+async def healthz(request: Request) -> Response:
+    return _json({"status": "ok"}, headers={"X-Error-Code": "0"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when the database and the shared cache both answer."""
+    services: Services = request.app.state.services
+    checks: dict[str, str] = {}
+    for name, ping in (
+        ("database", services.database.ping),
+        ("cache", services.shared_state.ping),
+    ):
+        try:
+            await ping()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready; say which
+            log.warning("readiness: %s unavailable: %s", name, exc)
+            checks[name] = "unavailable"
+    if all(value == "ok" for value in checks.values()):
+        return _json({"status": "ok", **checks}, headers={"X-Error-Code": "0"})
+    detail = ", ".join(f"{k} {v}" for k, v in checks.items())
+    return api_error_response(
+        ApiError(Code.SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "5"}),
+        lang="en",
+        fmt="json",
+        request_id=_request_id(request),
+    )
+
+
+async def metrics(request: Request) -> Response:
+    return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
+
+
+_CATALOGUE_BODY = orjson.dumps(
+    [
+        {
+            "code": e.code,
+            "family": e.family,
+            "error": e.error,
+            "http_status": e.http_status,
+            "en": e.en,
+            "zh": e.zh,
+        }
+        for e in CATALOGUE.values()
+    ]
+)
+_CATALOGUE_ETAG = f'"{uuid.uuid5(uuid.NAMESPACE_URL, _CATALOGUE_BODY.decode()).hex}"'
+
+
+async def error_codes(request: Request) -> Response:
+    """PROTOCOL §5: the whole catalogue, public and cacheable."""
+    headers = {"Cache-Control": "public, max-age=3600", "ETag": _CATALOGUE_ETAG}
+    if request.headers.get("if-none-match") == _CATALOGUE_ETAG:
+        return Response(status_code=304, headers=headers)
+    return Response(_CATALOGUE_BODY, 200, headers, media_type="application/json")
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 answered in the catalogue's words."""
+    assert isinstance(exc, HTTPException)
+    code = Code.UNSUPPORTED_METHOD if exc.status_code == 404 else Code.INVALID_PARAMETER
+    detail = f"{request.method} {request.url.path}: {exc.detail}"
+    response = api_error_response(
+        ApiError(code, detail),
+        lang=negotiate_lang(
+            request.query_params.get("lang"), request.headers.get("accept-language")
+        ),
+        fmt="json",
+        request_id=_request_id(request),
+    )
+    if exc.status_code == 405:
+        response.status_code = 405
+    return response
+
+
+def build_services(settings: Settings, issuer: str | None = None) -> Services:
+    from openplatform.storage.database import open_database
+
+    return Services(
+        settings=settings,
+        database=open_database(settings),
+        shared_state=open_shared_state(settings.cache_url),
+        issuer=issuer or settings.issuer or "http://127.0.0.1:8000",
+    )
+
+
+def _feature_routes(services: Services) -> list[BaseRoute]:
+    """Routes of the platform's parts (gateway, OAuth, admin)."""
+    from openplatform.oauth.web import oauth_routes
+
+    routes: list[BaseRoute] = [*oauth_routes(services)]
+    return routes
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """The application. ``services`` may be given by tests; otherwise built from
+    ``settings`` and closed on shutdown."""
+    own = services is None
+    the_services = services or build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if own and settings.is_sqlite:
+            from openplatform.storage.migrate import upgrade_async
+
+            await upgrade_async(settings)
+        try:
+            yield
+        finally:
+            if own:
+                await the_services.close()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/api/error-codes", error_codes),
+        *_feature_routes(the_services),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(RequestContextMiddleware)],
+        exception_handlers={HTTPException: _http_exception},
+    )
+    app.state.services = the_services
+    return app
+
+
+def app_from_env() -> Starlette:
+    """ASGI factory for the server processes (``openplatform serve``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(Settings.from_env())
