@@ -44,10 +44,12 @@ def _database_url(target: Settings | str) -> str:
     return database_url_for_driver(target if isinstance(target, str) else target.database_url)
 
 
-def _ensure_sqlite_directory(url: str) -> None:
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory ones)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
 
 
 def _run_upgrade(connection: Connection, revision: str) -> None:
@@ -63,7 +65,9 @@ async def upgrade_async(target: Settings | str, revision: str = "head") -> None:
     transaction; a no-op when it is already there. Creates the parent directory
     of a SQLite file."""
     url = _database_url(target)
-    _ensure_sqlite_directory(url)
+    sqlite_path = _sqlite_path(url)
+    if sqlite_path is not None:
+        sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -82,8 +86,13 @@ def upgrade(target: Settings | str, revision: str = "head") -> None:
 
 
 async def current_revision(target: Settings | str) -> str | None:
-    """The revision the database is at (None when it was never migrated)."""
-    engine = create_engine(_database_url(target))
+    """The revision the database is at (None when it was never migrated; a
+    SQLite file that does not exist is not created)."""
+    url = _database_url(target)
+    sqlite_path = _sqlite_path(url)
+    if sqlite_path is not None and not sqlite_path.exists():
+        return None
+    engine = create_engine(url)
     try:
         async with engine.connect() as conn:
             return await conn.run_sync(
