@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import multiprocessing
+import uuid
 from collections import Counter
 
 import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from openplatform.cache import CallCheck, Outcome, RateLimitRule
 from openplatform.cache import redis as redis_backend
 from openplatform.cache.redis import RedisSharedState
 from tests.cache import workers
+from tests.cache.conftest import delete_prefix
 
 RedisFixture = tuple[RedisSharedState, str, str]
 
@@ -79,9 +84,6 @@ async def test_script_reloaded_when_server_forgot_it(
 ) -> None:
     """NOSCRIPT (a restarted or flushed server): the script is loaded again."""
     _, url, prefix = redis_state
-    import hashlib
-    import uuid
-
     script = redis_backend.CHECK_CALL_SCRIPT + f"\n-- {uuid.uuid4().hex}\n".encode()
     monkeypatch.setattr(redis_backend, "CHECK_CALL_SCRIPT", script)
     monkeypatch.setattr(redis_backend, "_CHECK_CALL_SHA", hashlib.sha1(script).hexdigest())
@@ -100,3 +102,101 @@ async def test_ping_fails_when_redis_is_unreachable() -> None:
             await state.ping()
     finally:
         await state.close()
+
+
+# -- the multiplexed connection of check_call --------------------------------
+
+
+def nonce_check(i: int) -> CallCheck:
+    return CallCheck(app="ak_mux", nonce=f"n{i}")
+
+
+async def test_concurrent_calls_get_their_own_replies(redis_state: RedisFixture) -> None:
+    state, _, _ = redis_state
+    for i in range(0, 300, 2):
+        assert (await state.check_call(nonce_check(i))).outcome is Outcome.OK
+    verdicts = await asyncio.gather(*(state.check_call(nonce_check(i)) for i in range(300)))
+    assert [v.outcome for v in verdicts] == [
+        Outcome.REPLAYED if i % 2 == 0 else Outcome.OK for i in range(300)
+    ]
+
+
+async def test_cancelled_calls_do_not_shift_replies(redis_state: RedisFixture) -> None:
+    state, _, _ = redis_state
+    for i in range(0, 60, 2):
+        assert (await state.check_call(nonce_check(i))).outcome is Outcome.OK
+    tasks = [asyncio.create_task(state.check_call(nonce_check(i))) for i in range(60)]
+    await asyncio.sleep(0)  # every task has written its command
+    for i in range(0, 60, 3):
+        tasks[i].cancel()
+    for i, task in enumerate(tasks):
+        if i % 3 == 0:
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            expected = Outcome.REPLAYED if i % 2 == 0 else Outcome.OK
+            assert (await task).outcome is expected
+    assert (await state.check_call(nonce_check(1000))).outcome is Outcome.OK
+    assert (await state.check_call(nonce_check(1000))).outcome is Outcome.REPLAYED
+
+
+async def test_calls_reconnect_after_the_connection_drops(redis_url: str) -> None:
+    name = f"optest-{uuid.uuid4().hex[:12]}"
+    url = f"{redis_url}?client_name={name}"
+    state = RedisSharedState(url, name)
+    admin = Redis.from_url(redis_url)
+    try:
+        assert (await state.check_call(nonce_check(1))).outcome is Outcome.OK
+        for client in await admin.client_list():
+            if client["name"] == name:
+                await admin.client_kill_filter(_id=client["id"])
+        with pytest.raises(RedisConnectionError):
+            await state.check_call(nonce_check(2))
+        # the next call connects again; the failed call wrote nothing
+        assert (await state.check_call(nonce_check(2))).outcome is Outcome.OK
+        assert (await state.check_call(nonce_check(1))).outcome is Outcome.REPLAYED
+    finally:
+        await state.close()
+        await delete_prefix(redis_url, name)
+        await admin.aclose()
+
+
+async def test_close_fails_waiting_calls(redis_state: RedisFixture) -> None:
+    _, url, prefix = redis_state
+    state = RedisSharedState(url, prefix)
+    tasks = [asyncio.create_task(state.check_call(nonce_check(i))) for i in range(20)]
+    await asyncio.sleep(0)
+    await state.close()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(
+        isinstance(r, RedisConnectionError) or getattr(r, "outcome", None) is Outcome.OK
+        for r in results
+    )
+
+
+async def silent_server(answer_handshake: bool) -> tuple[asyncio.Server, int]:
+    """A server on the loopback that never answers EVALSHA (a hung Redis)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if answer_handshake and b"EVALSHA" not in data:
+                commands = data.count(b"\r\n*") + data.startswith(b"*")
+                writer.write(b"+OK\r\n" * commands)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("answer_handshake", [False, True])
+async def test_calls_time_out_when_redis_hangs(answer_handshake: bool) -> None:
+    server, port = await silent_server(answer_handshake)
+    state = RedisSharedState(f"redis://127.0.0.1:{port}/0?socket_timeout=0.3", "op")
+    try:
+        for _ in range(2):
+            with pytest.raises(RedisTimeoutError):
+                await asyncio.wait_for(state.check_call(nonce_check(1)), 5)
+    finally:
+        await state.close()
+        server.close()
+        await server.wait_closed()
