@@ -22,16 +22,15 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
-    event,
     select,
 )
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from openplatform.storage.engine import Sessions
+from openplatform.storage.engine import create_engine as create_storage_engine
 
 __all__ = [
     "ITEM_COUNT",
@@ -93,24 +92,18 @@ def hello_app() -> Starlette:
     return Starlette(routes=[Route("/hello", hello)])
 
 
-def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
 def sqlite_app() -> Starlette:
-    """A Starlette route running one indexed SELECT (random key) per request."""
-    path = os.environ[SQLITE_PATH_ENV]
-    engine: AsyncEngine = create_async_engine(f"sqlite+aiosqlite:///{path}")
-    event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    """A Starlette route running one indexed SELECT (random key) per request,
+    through the server's own engine and read session (``openplatform.storage``:
+    aiosqlite, WAL, its pool size, one ``BEGIN`` … ``COMMIT`` per request)."""
+    engine = create_storage_engine(f"sqlite+aiosqlite:///{os.environ[SQLITE_PATH_ENV]}")
+    sessions = Sessions(engine)
     query = select(items.c.key, items.c.name, items.c.quota).where(items.c.key == bindparam("key"))
 
     async def item(request: Request) -> JSONResponse:
         key = item_key(random.randint(1, ITEM_COUNT))
-        async with engine.connect() as connection:
-            row = (await connection.execute(query, {"key": key})).one()
+        async with sessions.read() as session:
+            row = (await session.execute(query, {"key": key})).one()
         return JSONResponse({"key": row.key, "name": row.name, "quota": row.quota})
 
     @asynccontextmanager
