@@ -217,9 +217,19 @@ def build_services(settings: Settings, issuer: str | None = None) -> Services:
 
 def _feature_routes(services: Services) -> list[BaseRoute]:
     """Routes of the platform's parts (gateway, OAuth, admin)."""
+    from openplatform.admin.api import admin_routes
+    from openplatform.gateway import gateway_routes
     from openplatform.oauth.web import oauth_routes
 
-    routes: list[BaseRoute] = [*oauth_routes(services)]
+    routes: list[BaseRoute] = [
+        *gateway_routes(services),
+        *oauth_routes(services),
+        *admin_routes(services),
+    ]
+    if services.settings.demo:
+        from openplatform.demo import demo_callback
+
+        routes.append(Route("/demo/callback", demo_callback))
     return routes
 
 

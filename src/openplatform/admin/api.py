@@ -17,8 +17,10 @@ from starlette.routing import BaseRoute, Route
 
 from openplatform.errors import ApiError, Code
 from openplatform.errors.render import api_error_response, negotiate_lang
+from openplatform.gateway.app_cache import invalidate_app
+from openplatform.gateway.maintenance import set_maintenance
 from openplatform.services import Services
-from openplatform.storage.apps import AppRecord
+from openplatform.storage.apps import AppRecord, AppSettings
 from openplatform.storage.errors import DuplicateError, NotFoundError
 from openplatform.storage.users import UserRecord
 
@@ -88,8 +90,6 @@ async def _app_or_900(services: Services, request: Request) -> AppRecord:
 
 
 async def create_app_(request: Request, services: Services) -> Response:
-    from openplatform.storage.apps import AppSettings
-
     settings = AppSettings.from_mapping(await _body(request))
     app = await services.database.apps.create(settings)
     return _json(app_json(app, with_secret=True), 201)
@@ -106,18 +106,21 @@ async def patch_app(request: Request, services: Services) -> Response:
         updated = await services.database.apps.update(app.id, patch)
     except NotFoundError:
         raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app.id}") from None
+    invalidate_app(services, app.id)
     return _json(app_json(updated))
 
 
 async def rotate_secret(request: Request, services: Services) -> Response:
     app = await _app_or_900(services, request)
     secret = await services.database.apps.rotate_secret(app.id)
+    invalidate_app(services, app.id)
     return _json({"app_id": app.id, "secret": secret})
 
 
 async def delete_app(request: Request, services: Services) -> Response:
     app = await _app_or_900(services, request)
     await services.database.apps.delete(app.id)
+    invalidate_app(services, app.id)
     return Response(status_code=204, headers={"X-Error-Code": "0"})
 
 
@@ -188,8 +191,6 @@ async def put_maintenance(request: Request, services: Services) -> Response:
         raise ApiError(Code.INVALID_PARAMETER, "enabled must be true or false")
     if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
         raise ApiError(Code.INVALID_PARAMETER, "methods must be a list of method names")
-    from openplatform.gateway.maintenance import set_maintenance
-
     state = await set_maintenance(services, enabled=enabled, methods=methods)
     return _json({"enabled": state.enabled, "methods": sorted(state.methods)})
 

@@ -149,6 +149,10 @@ def _http_url(name: str, value: object) -> str:
     return text
 
 
+# Schemes a browser would execute or read locally instead of handing to an app.
+_DANGEROUS_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "about", "blob"})
+
+
 def _redirect_uri(name: str, value: str) -> str:
     """RFC 6749 §3.1.2: absolute, no fragment. Native apps may use a private-use
     scheme (RFC 8252 §7.1); http(s) URIs need a host."""
@@ -162,6 +166,8 @@ def _redirect_uri(name: str, value: str) -> str:
         raise _invalid(f"{name} must be an absolute URI (with a scheme)")
     if parts.fragment or "#" in value:
         raise _invalid(f"{name} must not contain a fragment")
+    if parts.scheme.lower() in _DANGEROUS_SCHEMES:
+        raise _invalid(f"{name}: the {parts.scheme}: scheme cannot be a redirect URI")
     if parts.scheme.lower() in ("http", "https") and not parts.hostname:
         raise _invalid(f"{name} must name a host")
     return value
