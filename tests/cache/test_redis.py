@@ -10,13 +10,14 @@ from collections import Counter
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from openplatform.cache import CallCheck, Outcome, RateLimitRule
 from openplatform.cache import redis as redis_backend
-from openplatform.cache.redis import RedisSharedState
+from openplatform.cache.redis import RedisSharedState, pack_command
 from tests.cache import workers
 from tests.cache.conftest import delete_prefix
 
@@ -200,3 +201,15 @@ async def test_calls_time_out_when_redis_hangs(answer_handshake: bool) -> None:
         await state.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("PING",),
+        ("EVALSHA", "ab" * 20, 2, "op:{ak}:n:ключ-☃", "op:{ak}:r:app", 0, "", 0, 10, 360000),
+        ("SET", "k", "", "PX", 10**15),
+    ],
+)
+def test_pack_command_matches_redis_py(args: tuple[str | int, ...]) -> None:
+    assert pack_command(args) == b"".join(Connection().pack_command(*args))

@@ -40,6 +40,12 @@ async def test_nonce_first_wins_second_refused(shared_state: SharedState) -> Non
     assert not await shared_state.remember_nonce(APP, "n-2", 600)
 
 
+async def test_nonce_any_text(shared_state: SharedState) -> None:
+    for nonce in ("ключ-☃-ünï", "a:b:{c}", " ", "x" * 200):
+        assert await shared_state.remember_nonce(APP, nonce, 600)
+        assert not await shared_state.remember_nonce(APP, nonce, 600)
+
+
 async def test_nonce_is_per_app(shared_state: SharedState) -> None:
     assert await shared_state.remember_nonce("app-a", "same", 600)
     assert await shared_state.remember_nonce("app-b", "same", 600)
