@@ -58,9 +58,11 @@ _FORM_TYPE = "application/x-www-form-urlencoded"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def oauth_routes(services: Services) -> list[BaseRoute]:
-    """The OAuth endpoints and the static files of their pages."""
-    return OAuthWeb(services, SqlOAuthStorage(services.database)).routes()
+def oauth_routes(services: Services, *, throttle: LoginThrottle | None = None) -> list[BaseRoute]:
+    """The OAuth endpoints and the static files of their pages. ``throttle``
+    replaces the default sign-in limits."""
+    storage = SqlOAuthStorage(services.database)
+    return OAuthWeb(services, storage, throttle or LoginThrottle(services.shared_state)).routes()
 
 
 def _request_id(request: Request) -> str:
@@ -120,11 +122,11 @@ class OAuthWeb:
     """The route handlers, sharing the endpoints, the storage and the browser
     session signer of one server process."""
 
-    def __init__(self, services: Services, storage: OAuthStorage) -> None:
+    def __init__(self, services: Services, storage: OAuthStorage, throttle: LoginThrottle) -> None:
         self._services = services
         self._issuer = services.issuer
         self._storage = storage
-        self._throttle = LoginThrottle(services.shared_state)
+        self._throttle = throttle
         self._browser = BrowserSessions(services.settings.secret_key_material())
         self._token = TokenEndpoint(storage, self._throttle)
         self._revocation = RevocationEndpoint(storage)
