@@ -151,11 +151,14 @@ async def test_calls_reconnect_after_the_connection_drops(redis_url: str) -> Non
         for client in await admin.client_list():
             if client["name"] == name:
                 await admin.client_kill_filter(_id=client["id"])
-        with pytest.raises(RedisConnectionError):
-            await state.check_call(nonce_check(2))
-        # the next call connects again; the failed call wrote nothing
-        assert (await state.check_call(nonce_check(2))).outcome is Outcome.OK
-        assert (await state.check_call(nonce_check(1))).outcome is Outcome.REPLAYED
+        # every call in flight on the dead connection fails
+        failed = await asyncio.gather(
+            *(state.check_call(nonce_check(i)) for i in range(2, 52)), return_exceptions=True
+        )
+        assert all(isinstance(result, RedisConnectionError) for result in failed)
+        # the next calls connect again; the failed calls wrote nothing
+        batch = await asyncio.gather(*(state.check_call(nonce_check(i)) for i in range(1, 52)))
+        assert [v.outcome for v in batch] == [Outcome.REPLAYED] + [Outcome.OK] * 50
     finally:
         await state.close()
         await delete_prefix(redis_url, name)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from importlib import resources
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -62,59 +63,92 @@ def pack_command(args: tuple[str | int, ...]) -> bytes:
     return b"".join(parts)
 
 
+class _Link:
+    """One connection, the calls waiting for its replies (oldest first) and
+    the task reading them. A broken link is dropped whole, never reused."""
+
+    def __init__(self, connection: AbstractConnection) -> None:
+        self.connection = connection
+        self.waiting: deque[asyncio.Future[object]] = deque()
+        self.reader: asyncio.Task[None] | None = None
+        self.broken = False
+
+    def fail(self, exc: BaseException, keep: asyncio.Future[object] | None = None) -> None:
+        """Fail every waiting call but ``keep``: their replies will never come."""
+        self.broken = True
+        error = (
+            exc
+            if isinstance(exc, Exception)
+            else RedisConnectionError("connection closed while waiting for the reply")
+        )
+        while self.waiting:
+            reply = self.waiting.popleft()
+            if reply is not keep and not reply.done():
+                reply.set_exception(error)
+
+
 class _MultiplexedConnection:
     """One Redis connection that many tasks use at once (RESP pipelining).
 
     Commands are written in the order their futures are queued; Redis answers
     in that order, so the reader task resolves the oldest future with each
     reply. A cancelled caller's reply is read and dropped. When the connection
-    breaks, every waiting call fails and the next call connects again.
+    breaks, every call waiting on it fails and the next call opens a new one.
     """
 
-    def __init__(self, connection: AbstractConnection, read_timeout: float | None) -> None:
-        # ``connection`` has no socket timeout, so a write is queued at once (no
+    def __init__(
+        self, new_connection: Callable[[], AbstractConnection], read_timeout: float | None
+    ) -> None:
+        # Connections have no socket timeout, so a write is queued at once (no
         # task per write, order kept); replies are awaited ``read_timeout`` at most.
-        self._connection = connection
+        self._new_connection = new_connection
         self._read_timeout = read_timeout
-        self._waiting: deque[asyncio.Future[object]] = deque()
-        self._reader: asyncio.Task[None] | None = None
+        self._link: _Link | None = None
         self._connecting = asyncio.Lock()
 
     async def execute(self, *args: str | int) -> object:
-        connection = self._connection
-        if not connection.is_connected:
-            async with self._connecting:
-                if not connection.is_connected:
-                    try:
-                        async with asyncio.timeout(self._read_timeout):
-                            await connection.connect()  # type: ignore[no-untyped-call]
-                    except TimeoutError:
-                        await connection.disconnect(nowait=True)
-                        raise RedisTimeoutError("Redis did not answer the handshake") from None
+        link = self._link
+        if link is None or link.broken:
+            link = await self._open()
         packed = pack_command(args)
         reply: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._waiting.append(reply)
+        link.waiting.append(reply)
         try:
             # Queued and written with no await in between, so the order holds.
-            await connection.send_packed_command(packed, check_health=False)
+            await link.connection.send_packed_command(packed, check_health=False)
         except BaseException as exc:
-            self._fail_all(exc, keep=reply)
+            await self._drop(link, exc, keep=reply)
             raise
-        if self._reader is None:
-            self._reader = asyncio.create_task(self._read_replies())
+        if link.reader is None:
+            link.reader = asyncio.create_task(self._read_replies(link))
         return await reply
 
-    async def _read_replies(self) -> None:
+    async def _open(self) -> _Link:
+        async with self._connecting:
+            link = self._link
+            if link is not None and not link.broken:
+                return link
+            connection = self._new_connection()
+            try:
+                async with asyncio.timeout(self._read_timeout):
+                    await connection.connect()  # type: ignore[no-untyped-call]
+            except TimeoutError:
+                await connection.disconnect(nowait=True)
+                raise RedisTimeoutError("Redis did not answer the handshake") from None
+            self._link = _Link(connection)
+            return self._link
+
+    async def _read_replies(self, link: _Link) -> None:
         try:
-            while self._waiting:
+            while link.waiting:
                 value: object
                 try:
-                    value = await self._connection.read_response(timeout=self._read_timeout)
+                    value = await link.connection.read_response(timeout=self._read_timeout)
                 except ResponseError as exc:  # an error reply: the connection is fine
                     value = exc
                 if value is None:  # redis-py's answer to a read timing out
                     raise RedisTimeoutError("no reply from Redis in time")
-                reply = self._waiting.popleft()
+                reply = link.waiting.popleft()
                 if reply.done():
                     continue
                 if isinstance(value, ResponseError):
@@ -122,30 +156,25 @@ class _MultiplexedConnection:
                 else:
                     reply.set_result(value)
         except BaseException as exc:
-            await self._connection.disconnect(nowait=True)
-            self._fail_all(exc)
+            await self._drop(link, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
-            self._reader = None
+            link.reader = None
 
-    def _fail_all(self, exc: BaseException, keep: asyncio.Future[object] | None = None) -> None:
-        """Fail every waiting call: their replies will never come."""
-        error = (
-            exc
-            if isinstance(exc, Exception)
-            else RedisConnectionError("connection closed while waiting for the reply")
-        )
-        while self._waiting:
-            reply = self._waiting.popleft()
-            if reply is not keep and not reply.done():
-                reply.set_exception(error)
+    async def _drop(
+        self, link: _Link, exc: BaseException, keep: asyncio.Future[object] | None = None
+    ) -> None:
+        link.fail(exc, keep)
+        if self._link is link:
+            self._link = None
+        if link.reader is not None and link.reader is not asyncio.current_task():
+            link.reader.cancel()
+        await link.connection.disconnect(nowait=True)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        await self._connection.disconnect()
-        self._fail_all(RedisConnectionError("connection closed"))
+        if self._link is not None:
+            await self._drop(self._link, RedisConnectionError("connection closed"))
 
 
 class RedisSharedState(SharedState):
@@ -163,7 +192,7 @@ class RedisSharedState(SharedState):
         read_timeout = options.get("socket_timeout")
         options["socket_timeout"] = None
         self._hot = _MultiplexedConnection(
-            pool.connection_class(**options),
+            lambda: pool.connection_class(**options),
             read_timeout if isinstance(read_timeout, int | float) else None,
         )
 
