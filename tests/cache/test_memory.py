@@ -82,3 +82,18 @@ async def test_refreshed_entries_survive_the_sweep() -> None:
         clock.advance(86400)  # each accepted call_id keeps the mark 7 days more
     assert not await state.accept_call_id(APP, "k", "3")
     assert len(state) == 1
+
+
+async def test_steady_rate_at_the_limit_is_always_allowed() -> None:
+    clock = FakeClock()
+    state = MemorySharedState("t", clock=clock)
+    rule = RateLimitRule("app", limit=10, window_s=1)  # one call per 100 ms
+    for _ in range(10):
+        assert (await state.hit_rate_limits(APP, [rule])).outcome is Outcome.OK
+    for _ in range(200):  # then exactly one call per interval: never refused
+        assert (await state.hit_rate_limits(APP, [rule])).outcome is Outcome.RATE_LIMITED
+        clock.advance(0.1)
+        verdict = await state.hit_rate_limits(APP, [rule])
+        assert verdict.outcome is Outcome.OK
+        assert verdict.rate is not None
+        assert verdict.rate.remaining == 0

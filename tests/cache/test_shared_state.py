@@ -4,6 +4,7 @@ and the all-or-nothing order between them (PROTOCOL §3.3 steps 10, 11, 13)."""
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -114,6 +115,50 @@ async def test_call_id_keys_are_independent(shared_state: SharedState) -> None:
     assert not await accept(APP, "token-a", "60")
     assert await accept(APP, "token-b", "60")
     assert await accept("other-app", "token-a", "1")
+
+
+async def test_call_id_random_sequences_match_integer_order(
+    shared_state: SharedState,
+) -> None:
+    """Accepted exactly when greater, as integers, than every accepted before —
+    for values that differ in a single digit anywhere in up to 45 digits."""
+    rng = random.Random(20261125)
+    for key in range(4):
+        best = -1
+        current = rng.randrange(10**44)
+        for _ in range(120):
+            digits = list(str(current))
+            position = rng.randrange(len(digits))
+            digits[position] = str(rng.randrange(10))
+            if rng.random() < 0.1:
+                digits.insert(0, str(rng.randrange(1, 10)))
+            value = int("".join(digits))
+            text = "0" * rng.choice([0, 0, 0, 1, 5]) + str(value)
+            accepted = await shared_state.accept_call_id(APP, f"key-{key}", text)
+            assert accepted == (value > best), (text, best)
+            if accepted:
+                best = value
+            current = value
+
+
+async def test_concurrent_tasks_one_nonce_one_winner(shared_state: SharedState) -> None:
+    verdicts = await asyncio.gather(
+        *(shared_state.check_call(call(nonce="contested")) for _ in range(200))
+    )
+    assert sum(v.outcome is OK for v in verdicts) == 1
+
+
+async def test_concurrent_tasks_never_accept_a_call_id_twice(
+    shared_state: SharedState,
+) -> None:
+    values = [str(i) for i in range(100)] * 3
+    random.Random(7).shuffle(values)
+    results = await asyncio.gather(
+        *(shared_state.accept_call_id(APP, "k", value) for value in values)
+    )
+    accepted = [value for value, ok in zip(values, results, strict=True) if ok]
+    assert len(accepted) == len(set(accepted))
+    assert [int(v) for v in accepted] == sorted(int(v) for v in accepted)
 
 
 @pytest.mark.parametrize("bad", ["", "-1", "1.5", "1e9", " 12", "12a", "１２", "+3"])
