@@ -80,6 +80,12 @@ class CallCheck:
 
 @dataclass(frozen=True, slots=True)
 class CallVerdict:
+    """The outcome, and — whenever limits were given, whatever the outcome —
+    the most constrained counter: least remaining, then longest retry-after,
+    then longest reset. A refused call consumed nothing, so then ``rate`` is
+    the counters' current state (``retry_after_s`` > 0 only if one is full).
+    """
+
     outcome: Outcome
     rate: RateStatus | None = None  # the least-remaining limit, when limits were given
 
