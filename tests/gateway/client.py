@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from typing import Literal
+from urllib.parse import urlencode
 
 import httpx
 
@@ -68,9 +69,11 @@ class ApiClient:
         http_method: Literal["GET", "POST"] = "POST",
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
+        encoded = urlencode(list(params.items()) if isinstance(params, dict) else params)
         if http_method == "GET":
-            return await self.http.get(path, params=params, headers=headers)
-        return await self.http.post(path, data=params, headers=headers)  # type: ignore[arg-type]
+            return await self.http.get(f"{path}?{encoded}", headers=headers)
+        form = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        return await self.http.post(path, content=encoded, headers=form)
 
     async def bearer(
         self, method: str, token: str, params: dict[str, str] | None = None
