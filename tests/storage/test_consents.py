@@ -75,3 +75,30 @@ async def test_revoke_revokes_the_users_grants_for_the_app(database: Database) -
     assert await database.tokens.user_has_valid_token(other_app.id, user.uid)
     assert await database.tokens.user_has_valid_token(app.id, other_user.uid)
     assert await database.consents.get(other_user.uid, app.id) is not None
+
+
+async def test_concurrent_grants_from_two_processes_worth_of_pools(
+    database: Database, database_url: str
+) -> None:
+    """Two Database objects (as two server workers would hold) merging consent
+    for the same user and app at once: no lost update, no "database is locked"."""
+    from openplatform.storage.crypto import SecretBox
+    from tests.conftest import TEST_SECRET_KEY
+
+    app = await database.apps.create(AppSettings(name="A"))
+    user = await database.users.create("twoworkers", "pw")
+    second = Database(database_url, SecretBox(TEST_SECRET_KEY))
+    try:
+        scopes = ["basic", "email", "mobile", "data"]
+        await asyncio.gather(
+            *(
+                db.consents.grant(user.uid, app.id, scope)
+                for db in (database, second)
+                for scope in scopes * 4
+            )
+        )
+    finally:
+        await second.close()
+    consent = await database.consents.get(user.uid, app.id)
+    assert consent is not None
+    assert consent.scopes == set(scopes)

@@ -492,7 +492,7 @@ class AppRepository:
         :meth:`AppSettings.from_mapping`). Raises ``NotFoundError`` for an
         unknown or deleted app."""
         async with self._sessions.write() as session:
-            row = _live(await session.get(App, app_id), app_id)
+            row = _live(await session.get(App, app_id, with_for_update=True), app_id)
             settings = AppSettings.from_mapping(patch, base=_settings_from_row(row.settings))
             row.settings = settings.to_json()
             row.name = settings.name
@@ -506,7 +506,7 @@ class AppRepository:
         """A new secret replaces the old one, which stops working at once."""
         secret = new_secret()
         async with self._sessions.write() as session:
-            row = _live(await session.get(App, app_id), app_id)
+            row = _live(await session.get(App, app_id, with_for_update=True), app_id)
             row.secret_encrypted = self._box.encrypt(secret)
             row.updated_at = utcnow()
         return secret
@@ -516,7 +516,7 @@ class AppRepository:
         code, token, grant and consent of it, in one transaction (its tokens then
         answer 110: they no longer exist)."""
         async with self._sessions.write() as session:
-            row = _live(await session.get(App, app_id), app_id)
+            row = _live(await session.get(App, app_id, with_for_update=True), app_id)
             for model in (AuthorizationCode, AccessToken, RefreshToken, Grant, Consent):
                 await session.execute(delete(model).where(model.app_id == app_id))
             row.status = "deleted"

@@ -5,8 +5,8 @@ SQLAlchemy, not the sqlite3 module, emits ``BEGIN`` so that every transaction
 is a real one; write transactions start with ``BEGIN IMMEDIATE``, taking the
 write lock up front, so a read-modify-write never fails half-way with
 "database is locked" when another writer got there first (readers are not
-blocked: WAL). PostgreSQL (asyncpg) uses READ COMMITTED; writes that race use
-single statements or row locks.
+blocked: WAL). PostgreSQL (asyncpg) uses READ COMMITTED; a read-modify-write
+locks its row (``SELECT … FOR UPDATE``) or is a single conditional statement.
 """
 
 from __future__ import annotations

@@ -269,7 +269,7 @@ class UserRepository:
     async def _set_password(self, uid: int, password: str) -> None:
         password_hash = await asyncio.to_thread(hash_password, password)
         async with self._sessions.write() as session:
-            row = await session.get(User, uid)
+            row = await session.get(User, uid, with_for_update=True)
             if row is not None:
                 row.password_hash = password_hash
 
@@ -286,7 +286,7 @@ class UserRepository:
             else:
                 changes[key] = _profile_value(key, value)
         async with self._sessions.write() as session:
-            row = await session.get(User, uid)
+            row = await session.get(User, uid, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"no user {uid}")
             for key, value in changes.items():
