@@ -174,25 +174,23 @@ async def _world(
     app = await database.apps.create(
         AppSettings(name="Gateway test app", scopes=("basic", "email", "mobile"))
     )
-    alice = await database.users.create(
+    alice = await add_user(
+        database,
         "alice",
-        "pw-alice",
         email="alice@example.com",
         mobile="+8613800000000",
         display_name="Alice",
     )
-    bob = await database.users.create("bob", "pw-bob", private=True, display_name="Bob")
-    transport = httpx.ASGITransport(app=starlette, client=("192.0.2.10", 50000))
+    bob = await add_user(database, "bob", profile_visibility="private", display_name="Bob")
+    tokens = [await issue(database, app, alice, scope) for scope in ("basic", "basic email mobile")]
+    transport = httpx.ASGITransport(app=starlette, client=(CLIENT_IP, 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        world = World(
+        yield World(
             services=services,
             client=ApiClient(http, api_key=app.api_key, secret=app.secret),
             app=app,
             alice=alice,
             bob=bob,
-            alice_basic=IssuedTokens.__new__(IssuedTokens),
-            alice_full=IssuedTokens.__new__(IssuedTokens),
+            alice_basic=tokens[0],
+            alice_full=tokens[1],
         )
-        world.alice_basic = await world.issue(alice, "basic")
-        world.alice_full = await world.issue(alice, "basic email mobile")
-        yield world
