@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import subprocess
 import sys
 import uuid
@@ -106,11 +107,13 @@ async def test_concurrent_upgrades_serialize(empty_database_url: str) -> None:
     assert differences == []
 
 
-def test_sync_upgrade_from_settings(tmp_path: Path) -> None:
+def test_sync_upgrade_from_settings_creates_a_private_file(tmp_path: Path) -> None:
     settings = Settings.from_env({"OPENPLATFORM_DATA_DIR": str(tmp_path / "data")})
     upgrade(settings)
-    assert (tmp_path / "data" / "openplatform.db").exists()
+    path = tmp_path / "data" / "openplatform.db"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     upgrade(settings)
+    assert run_in_thread(current_revision(settings)) == head_revision()
 
 
 def test_cli_db_upgrade(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ serves developers running the ``alembic`` command (new revisions).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from pathlib import Path
 
 from alembic import command
@@ -52,6 +54,14 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).expanduser()
 
 
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file (and its directory) readable by the owner only;
+    SQLite gives its WAL and shared-memory files the same permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _run_upgrade(connection: Connection, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
@@ -62,12 +72,12 @@ def _run_upgrade(connection: Connection, revision: str) -> None:
 
 async def upgrade_async(target: Settings | str, revision: str = "head") -> None:
     """Bring the database of ``target`` (settings or URL) to ``revision``, in one
-    transaction; a no-op when it is already there. Creates the parent directory
-    of a SQLite file."""
+    transaction; a no-op when it is already there. A new SQLite file is created
+    (with its directory) readable by the owner only."""
     url = _database_url(target)
     sqlite_path = _sqlite_path(url)
     if sqlite_path is not None:
-        sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private_file(sqlite_path)
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
