@@ -25,6 +25,24 @@ OAUTH_NAMES = {
 }
 
 
+_CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+
+
+def split_zh_en(text: str) -> tuple[str, str]:
+    """A Baidu-table line's Chinese and English halves. The Chinese may hold
+    spaces and Latin words ("api key无效", "无效的user id"): it runs to the last
+    CJK character, then on through lowercase words glued to it, up to the first
+    capitalized word; English after a CJK character and a space starts at once
+    ("…批量操作 begin_batch already called")."""
+    last = max(match.end() for match in _CJK.finditer(text))
+    zh, tail = text[:last], text[last:]
+    if not tail.startswith(" "):
+        glued = re.match(r"(\S*(?: [a-z]\S*)*?) (?=[A-Z])", tail)
+        assert glued, f"cannot split {text!r}"
+        zh, tail = zh + glued.group(1), tail[glued.end() - 1 :]
+    return zh, tail.strip()
+
+
 def parse_seed() -> tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]]]:
     """Both tables of the seed: the OAuth one (three lines per code) and the
     API codes, where the second (Baidu) table's wording wins over the first."""
@@ -42,9 +60,8 @@ def parse_seed() -> tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]]
     baidu_start = next(n for n, line in enumerate(lines) if line.startswith("Error Code Error"))
     api = dict(first_api)
     for line in lines[baidu_start + 1 :]:
-        match = re.match(r"(\d+) (\S+) (.+)$", line)
-        assert match, f"unparsed seed line {line!r}"
-        api[int(match.group(1))] = (match.group(2), match.group(3))
+        code_text, _, rest = line.partition(" ")
+        api[int(code_text)] = split_zh_en(rest)
     return oauth, api
 
 
