@@ -22,7 +22,15 @@ from sqlalchemy.engine import Connection, make_url
 from openplatform.config import Settings, database_url_for_driver
 from openplatform.storage.engine import create_engine
 
-__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade", "upgrade_async"]
+__all__ = [
+    "alembic_config",
+    "create_private_file",
+    "current_revision",
+    "head_revision",
+    "sqlite_file",
+    "upgrade",
+    "upgrade_async",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant: serializes concurrent upgrades of one PostgreSQL database
@@ -46,7 +54,7 @@ def _database_url(target: Settings | str) -> str:
     return database_url_for_driver(target if isinstance(target, str) else target.database_url)
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (None for other databases and in-memory ones)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
@@ -54,7 +62,7 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).expanduser()
 
 
-def _create_private_file(path: Path) -> None:
+def create_private_file(path: Path) -> None:
     """Create the SQLite file (and its directory) readable by the owner only;
     SQLite gives its WAL and shared-memory files the same permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,9 +83,9 @@ async def upgrade_async(target: Settings | str, revision: str = "head") -> None:
     transaction; a no-op when it is already there. A new SQLite file is created
     (with its directory) readable by the owner only."""
     url = _database_url(target)
-    sqlite_path = _sqlite_path(url)
+    sqlite_path = sqlite_file(url)
     if sqlite_path is not None:
-        _create_private_file(sqlite_path)
+        create_private_file(sqlite_path)
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -99,7 +107,7 @@ async def current_revision(target: Settings | str) -> str | None:
     """The revision the database is at (None when it was never migrated; a
     SQLite file that does not exist is not created)."""
     url = _database_url(target)
-    sqlite_path = _sqlite_path(url)
+    sqlite_path = sqlite_file(url)
     if sqlite_path is not None and not sqlite_path.exists():
         return None
     engine = create_engine(url)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from openplatform.config import Settings
 from openplatform.storage.engine import create_engine
+from openplatform.storage.migrate import create_private_file, sqlite_file
 from openplatform.storage.models import Base
 
 target_metadata = Base.metadata
@@ -28,7 +29,11 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def run_on_settings_database() -> None:
-    engine = create_engine(Settings.from_env().database_url)
+    url = Settings.from_env().database_url
+    sqlite_path = sqlite_file(url)
+    if sqlite_path is not None:
+        create_private_file(sqlite_path)
+    engine = create_engine(url)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(run_migrations)
