@@ -168,14 +168,17 @@ async def test_calls_reconnect_after_the_connection_drops(redis_url: str) -> Non
 async def test_close_fails_waiting_calls(redis_state: RedisFixture) -> None:
     _, url, prefix = redis_state
     state = RedisSharedState(url, prefix)
-    tasks = [asyncio.create_task(state.check_call(nonce_check(i))) for i in range(20)]
-    await asyncio.sleep(0)
+    for connected in (False, True):  # closed while connecting, then while waiting
+        if connected:
+            assert (await state.check_call(nonce_check(100))).outcome is Outcome.OK
+        tasks = [asyncio.create_task(state.check_call(nonce_check(i))) for i in range(20)]
+        await asyncio.sleep(0)
+        await state.close()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(result, RedisConnectionError) for result in results)
+    # calls begun after close() connect again (the next lifespan of an app)
+    assert (await state.check_call(nonce_check(200))).outcome is Outcome.OK
     await state.close()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert all(
-        isinstance(r, RedisConnectionError) or getattr(r, "outcome", None) is Outcome.OK
-        for r in results
-    )
 
 
 async def silent_server(answer_handshake: bool) -> tuple[asyncio.Server, int]:
@@ -216,3 +219,23 @@ async def test_calls_time_out_when_redis_hangs(answer_handshake: bool) -> None:
 )
 def test_pack_command_matches_redis_py(args: tuple[str | int, ...]) -> None:
     assert pack_command(args) == b"".join(Connection().pack_command(*args))
+
+
+def test_one_state_used_from_several_event_loops(redis_url: str) -> None:
+    """Closed at the end of each loop (an app's lifespan), a state serves the next
+    loop with a new connection (an app run by several test clients)."""
+    prefix = f"optest-{uuid.uuid4().hex[:12]}"
+    state = RedisSharedState(redis_url, prefix)
+
+    async def remember(nonce: str) -> bool:
+        try:
+            return await state.remember_nonce("ak_loops", nonce, 60)
+        finally:
+            await state.close()
+
+    try:
+        assert asyncio.run(remember("n"))
+        assert not asyncio.run(remember("n"))
+        assert asyncio.run(remember("m"))
+    finally:
+        asyncio.run(delete_prefix(redis_url, prefix))

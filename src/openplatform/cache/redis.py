@@ -19,6 +19,7 @@ have run, and a retry would see its own nonce as a replay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import deque
 from collections.abc import Callable
@@ -67,8 +68,9 @@ class _Link:
     """One connection, the calls waiting for its replies (oldest first) and
     the task reading them. A broken link is dropped whole, never reused."""
 
-    def __init__(self, connection: AbstractConnection) -> None:
+    def __init__(self, connection: AbstractConnection, loop: asyncio.AbstractEventLoop) -> None:
         self.connection = connection
+        self.loop = loop
         self.waiting: deque[asyncio.Future[object]] = deque()
         self.reader: asyncio.Task[None] | None = None
         self.broken = False
@@ -94,6 +96,8 @@ class _MultiplexedConnection:
     in that order, so the reader task resolves the oldest future with each
     reply. A cancelled caller's reply is read and dropped. When the connection
     breaks, every call waiting on it fails and the next call opens a new one.
+    A connection belongs to one event loop: a call from another loop (tests
+    that run an app on several loops) opens its own.
     """
 
     def __init__(
@@ -104,14 +108,16 @@ class _MultiplexedConnection:
         self._new_connection = new_connection
         self._read_timeout = read_timeout
         self._link: _Link | None = None
-        self._connecting = asyncio.Lock()
+        self._connecting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._closes = 0  # calls begun before a close() fail, later ones reconnect
 
     async def execute(self, *args: str | int) -> object:
+        loop = asyncio.get_running_loop()
         link = self._link
-        if link is None or link.broken:
-            link = await self._open()
+        if link is None or link.broken or link.loop is not loop:
+            link = await self._open(loop, self._closes)
         packed = pack_command(args)
-        reply: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[object] = loop.create_future()
         link.waiting.append(reply)
         try:
             # Queued and written with no await in between, so the order holds.
@@ -123,11 +129,17 @@ class _MultiplexedConnection:
             link.reader = asyncio.create_task(self._read_replies(link))
         return await reply
 
-    async def _open(self) -> _Link:
-        async with self._connecting:
+    async def _open(self, loop: asyncio.AbstractEventLoop, closes: int) -> _Link:
+        if self._connecting is None or self._connecting[0] is not loop:
+            self._connecting = (loop, asyncio.Lock())
+        async with self._connecting[1]:
+            if self._closes != closes:
+                raise RedisConnectionError("connection closed")
             link = self._link
-            if link is not None and not link.broken:
+            if link is not None and not link.broken and link.loop is loop:
                 return link
+            if link is not None and link.loop is not loop:
+                await self._abandon(link)
             connection = self._new_connection()
             try:
                 async with asyncio.timeout(self._read_timeout):
@@ -135,7 +147,10 @@ class _MultiplexedConnection:
             except TimeoutError:
                 await connection.disconnect(nowait=True)
                 raise RedisTimeoutError("Redis did not answer the handshake") from None
-            self._link = _Link(connection)
+            if self._closes != closes:
+                await connection.disconnect(nowait=True)
+                raise RedisConnectionError("connection closed")
+            self._link = _Link(connection, loop)
             return self._link
 
     async def _read_replies(self, link: _Link) -> None:
@@ -172,9 +187,24 @@ class _MultiplexedConnection:
             link.reader.cancel()
         await link.connection.disconnect(nowait=True)
 
+    @staticmethod
+    async def _abandon(link: _Link) -> None:
+        """Forget a connection of another event loop, closing it if that loop is
+        over (its waiting calls, if any, went with their loop)."""
+        link.broken = True
+        if link.loop.is_closed():
+            with contextlib.suppress(RuntimeError, OSError):
+                await link.connection.disconnect(nowait=True)
+
     async def close(self) -> None:
-        if self._link is not None:
-            await self._drop(self._link, RedisConnectionError("connection closed"))
+        self._closes += 1
+        link, self._link = self._link, None
+        if link is None:
+            return
+        if link.loop is asyncio.get_running_loop():
+            await self._drop(link, RedisConnectionError("connection closed"))
+        else:
+            await self._abandon(link)
 
 
 class RedisSharedState(SharedState):
@@ -237,6 +267,15 @@ class RedisSharedState(SharedState):
 
     async def ping(self) -> None:
         await self._redis.ping()
+
+    @staticmethod
+    async def _abandon(link: _Link) -> None:
+        """Forget a connection of another event loop, closing it if that loop is
+        over (its waiting calls, if any, went with their loop)."""
+        link.broken = True
+        if link.loop.is_closed():
+            with contextlib.suppress(RuntimeError, OSError):
+                await link.connection.disconnect(nowait=True)
 
     async def close(self) -> None:
         await self._hot.close()
