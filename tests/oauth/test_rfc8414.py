@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openplatform.oauth.rfc8414 import server_metadata
+from tests.oauth.conftest import ISSUER, OAuthWorld
 
 
 def test_metadata_names_every_endpoint_under_the_exact_issuer() -> None:
@@ -24,3 +25,12 @@ def test_metadata_names_every_endpoint_under_the_exact_issuer() -> None:
     ):
         assert {"client_secret_basic", "client_secret_post"} <= set(meta[key])  # type: ignore[call-overload]
     assert meta["service_documentation"]
+
+
+async def test_metadata_is_served_with_the_exact_issuer(world: OAuthWorld) -> None:
+    response = await world.http.get("/.well-known/oauth-authorization-server")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["issuer"] == ISSUER
+    assert body["token_endpoint"] == ISSUER + "/oauth/2.0/token"

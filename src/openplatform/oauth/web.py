@@ -211,8 +211,10 @@ class OAuthWeb:
     async def authorize(self, request: Request) -> Response:
         """RFC 6749 §4.1.1-§4.1.2: validate, sign in, ask consent, redirect."""
         try:
-            params = await read_form(request) if request.method == "POST" else None
-            params = params or _query_params(request)
+            if request.method == "POST":
+                params = await read_form(request)
+            else:
+                params = _query_params(request)
         except OAuthError as error:
             return self._page_error(request, error, self._lang(request))
         lang = self._lang(request, params)
