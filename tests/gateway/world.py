@@ -106,6 +106,7 @@ class World:
     """A running gateway and what tests call it with."""
 
     services: Services
+    asgi: Starlette
     client: ApiClient
     app: AppRecord
     alice: UserRecord  # public profile, email and mobile set
@@ -187,6 +188,7 @@ async def _world(
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield World(
             services=services,
+            asgi=starlette,
             client=ApiClient(http, api_key=app.api_key, secret=app.secret),
             app=app,
             alice=alice,
