@@ -155,6 +155,7 @@ class Run:
     target: str
     server: str
     result: WrkResult
+    cpu_us_per_request: float
 
 
 def free_port() -> int:
@@ -194,11 +195,30 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time so far of every process (all threads) in ``pgid``.
+
+    Less sensitive to other load on a shared machine than req/s: it counts the
+    work the server did, not the time it waited for a CPU.
+    """
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # After "pid (comm) ": state, ppid, pgrp, ... utime (14th field), stime (15th).
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def serving(
     server: Server, target: Target, env: dict[str, str], workdir: Path, pin: bool
-) -> Iterator[str]:
-    """Start ``server`` on ``target`` and yield its URL once it answers."""
+) -> Iterator[tuple[str, int]]:
+    """Start ``server`` on ``target``; once it answers, yield its URL and process group."""
     port = free_port()
     command = server.command(target.factory, port)
     if pin:
@@ -219,7 +239,7 @@ def serving(
         body = fetch(url)
         if target.expected_key not in body:
             raise RuntimeError(f"{server.name} {target.name}: unexpected body {body!r}")
-        yield url
+        yield url, process.pid
     finally:
         stop(process)
 
@@ -234,17 +254,19 @@ def measure(
     duration: float,
     warmup: float,
     connections: int,
-) -> WrkResult:
+) -> Run:
     wrk_cpu = WRK_CPU if pin else None
-    with serving(server, target, env, workdir, pin) as url:
+    with serving(server, target, env, workdir, pin) as (url, pgid):
         run_wrk(url, duration=warmup, connections=connections, cpu=wrk_cpu)
+        cpu_before = group_cpu_seconds(pgid)
         result = run_wrk(url, duration=duration, connections=connections, cpu=wrk_cpu)
+        cpu_seconds = group_cpu_seconds(pgid) - cpu_before
     if result.non_2xx or result.socket_errors:
         raise RuntimeError(
             f"{server.name} {target.name}: {result.non_2xx} non-2xx responses, "
             f"{result.socket_errors} socket errors"
         )
-    return result
+    return Run(target.name, server.name, result, cpu_seconds * 1e6 / result.requests)
 
 
 def version(package: str) -> str:
@@ -268,36 +290,44 @@ def print_header(servers: list[Server], args: argparse.Namespace, pin: bool) -> 
     )
     print(
         f"sqlite: {ITEM_COUNT} rows, WAL, SELECT by unique key; best of {args.repeats} "
-        "runs per pair (highest req/s, with its p99); spread = best/worst req/s"
+        "runs per pair (highest req/s, with its p99); spread = best/worst req/s;\n"
+        "cpu us/req = server process CPU time (user+sys, all threads) per request, "
+        "lowest of the runs"
     )
     print()
 
 
 def print_results(runs: list[Run], servers: list[Server]) -> None:
-    by_pair: dict[tuple[str, str], list[WrkResult]] = {}
+    by_pair: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        by_pair.setdefault((run.target, run.server), []).append(run.result)
+        by_pair.setdefault((run.target, run.server), []).append(run)
     best = {
-        pair: max(results, key=lambda r: r.requests_per_second) for pair, results in by_pair.items()
+        pair: max(pair_runs, key=lambda r: r.result.requests_per_second).result
+        for pair, pair_runs in by_pair.items()
+    }
+    cpu = {
+        pair: min(r.cpu_us_per_request for r in pair_runs) for pair, pair_runs in by_pair.items()
     }
     # best/worst req/s over the repeats: how noisy the machine was for that pair.
     spread = {
-        pair: max(r.requests_per_second for r in results)
-        / min(r.requests_per_second for r in results)
-        for pair, results in by_pair.items()
+        pair: max(r.result.requests_per_second for r in pair_runs)
+        / min(r.result.requests_per_second for r in pair_runs)
+        for pair, pair_runs in by_pair.items()
     }
 
-    print(f"{'target':<8} {'server':<16} {'req/s':>10} {'p99 ms':>8} {'x raw':>7} {'spread':>7}")
+    print(
+        f"{'target':<8} {'server':<16} {'req/s':>8} {'p99 ms':>8} {'x raw':>6} "
+        f"{'spread':>6} {'cpu us/req':>10} {'x raw':>6}"
+    )
     for target in TARGETS:
         for server in servers:
             pair = (target.name, server.name)
-            result = best[pair]
-            raw = best[("raw", server.name)]
+            raw = ("raw", server.name)
             print(
-                f"{target.name:<8} {server.name:<16} {result.requests_per_second:>10.0f} "
-                f"{result.p99_ms:>8.2f} "
-                f"{result.requests_per_second / raw.requests_per_second:>7.2f} "
-                f"{spread[pair]:>7.2f}"
+                f"{target.name:<8} {server.name:<16} {best[pair].requests_per_second:>8.0f} "
+                f"{best[pair].p99_ms:>8.2f} "
+                f"{best[pair].requests_per_second / best[raw].requests_per_second:>6.2f} "
+                f"{spread[pair]:>6.2f} {cpu[pair]:>10.1f} {cpu[pair] / cpu[raw]:>6.2f}"
             )
 
     pairs = [
@@ -310,14 +340,15 @@ def print_results(runs: list[Run], servers: list[Server]) -> None:
     ]
     for granian, uvicorn in pairs:
         print()
-        print(f"{granian.name} / {uvicorn.name} (req/s > 1 or p99 < 1: granian better)")
-        print(f"{'target':<8} {'req/s':>8} {'p99':>8}")
+        print(f"{granian.name} / {uvicorn.name} (req/s > 1, p99 and cpu < 1: granian better)")
+        print(f"{'target':<8} {'req/s':>8} {'p99':>8} {'cpu/req':>8}")
         for target in TARGETS:
-            g = best[(target.name, granian.name)]
-            u = best[(target.name, uvicorn.name)]
+            g = (target.name, granian.name)
+            u = (target.name, uvicorn.name)
             print(
-                f"{target.name:<8} {g.requests_per_second / u.requests_per_second:>8.2f} "
-                f"{g.p99_ms / u.p99_ms:>8.2f}"
+                f"{target.name:<8} "
+                f"{best[g].requests_per_second / best[u].requests_per_second:>8.2f} "
+                f"{best[g].p99_ms / best[u].p99_ms:>8.2f} {cpu[g] / cpu[u]:>8.2f}"
             )
 
 
@@ -363,7 +394,7 @@ def main() -> None:
         for repeat in range(1, args.repeats + 1):
             for target in TARGETS:
                 for server in servers:
-                    result = measure(
+                    run = measure(
                         server,
                         target,
                         env=env,
@@ -373,10 +404,12 @@ def main() -> None:
                         warmup=args.warmup,
                         connections=args.connections,
                     )
-                    runs.append(Run(target.name, server.name, result))
+                    runs.append(run)
                     print(
                         f"run {repeat}: {target.name:<8} {server.name:<16} "
-                        f"{result.requests_per_second:>10.0f} req/s  p99 {result.p99_ms:.2f} ms",
+                        f"{run.result.requests_per_second:>10.0f} req/s  "
+                        f"p99 {run.result.p99_ms:6.2f} ms  "
+                        f"server CPU {run.cpu_us_per_request:7.1f} us/req",
                         flush=True,
                     )
     print()
