@@ -18,7 +18,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["CONTENT_TYPE_LATEST", "REQUESTS", "LATENCY", "observe", "render_metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "LATENCY", "REQUESTS", "observe", "render_metrics"]
 
 REQUESTS = Counter(
     "openplatform_requests_total",
