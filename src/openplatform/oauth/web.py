@@ -124,11 +124,11 @@ class OAuthWeb:
 
     def __init__(self, services: Services, storage: OAuthStorage, throttle: LoginThrottle) -> None:
         self._services = services
-        self._issuer = services.issuer
-        self._storage = storage
-        self._throttle = throttle
-        self._browser = BrowserSessions(services.settings.secret_key_material())
-        self._token = TokenEndpoint(storage, self._throttle)
+        self.issuer = services.issuer
+        self.storage = storage
+        self.throttle = throttle
+        self.browser = BrowserSessions(services.settings.secret_key_material())
+        self._token = TokenEndpoint(storage, self.throttle)
         self._revocation = RevocationEndpoint(storage)
         self._introspection = IntrospectionEndpoint(storage, services.issuer)
         self._secure_cookies = services.issuer.startswith("https://")
@@ -149,7 +149,7 @@ class OAuthWeb:
 
     # -- helpers -------------------------------------------------------------
 
-    def _client_ip(self, request: Request) -> str:
+    def client_ip(self, request: Request) -> str:
         return resolve_client_ip(
             request.client.host if request.client else None,
             request.headers.getlist("x-forwarded-for"),
@@ -170,7 +170,7 @@ class OAuthWeb:
 
     async def metadata(self, request: Request) -> Response:
         """RFC 8414 §3."""
-        body = orjson.dumps(server_metadata(self._issuer))
+        body = orjson.dumps(server_metadata(self.issuer))
         headers = {"Cache-Control": "public, max-age=300", "X-Error-Code": "0"}
         return Response(body, 200, headers, media_type="application/json")
 
@@ -180,7 +180,7 @@ class OAuthWeb:
         try:
             params = await read_form(request)
             body = await self._token.handle(
-                params, request.headers.get("authorization"), self._client_ip(request)
+                params, request.headers.get("authorization"), self.client_ip(request)
             )
         except OAuthError as error:
             return self._error(request, error, self._lang(request, params))
@@ -220,36 +220,36 @@ class OAuthWeb:
         lang = self._lang(request, params)
         pairs = _pairs(params)
         try:
-            client, redirect_uri = await resolve_client_and_redirect(params, self._storage)
+            client, redirect_uri = await resolve_client_and_redirect(params, self.storage)
         except OAuthError as error:
             return self._page_error(request, error, lang, pairs)
         try:
             auth = validate_authorization_request(params, client, redirect_uri)
         except OAuthError as error:
-            return self._redirect_error(request, redirect_uri, error, params.first("state"), lang)
+            return self.redirect_error(request, redirect_uri, error, params.first("state"), lang)
         flow = _Flow(self, request, auth, hidden_fields(pairs), lang)
         action = params.first("action") if request.method == "POST" else None
-        if action is not None and not self._browser.check_csrf(
+        if action is not None and not self.browser.check_csrf(
             request.cookies.get(CSRF_COOKIE), params.first("csrf_token")
         ):
             return await flow.form_expired(action)
         if action == "login":
             return await flow.sign_in(params.first("username") or "", params.first("password"))
-        user = await self._signed_in_user(request)
+        user = await self.signed_in_user(request)
         if action in ("approve", "deny") and user is not None:
             if action == "deny":
-                return self._redirect_error(
+                return self.redirect_error(
                     request,
                     auth.redirect_uri,
                     OAuthError(Code.ACCESS_DENIED, "the user denied the request"),
                     auth.state,
                     lang,
                 )
-            await self._storage.save_consent(user.uid, client.app_id, auth.scope)
+            await self.storage.save_consent(user.uid, client.app_id, auth.scope)
             return await flow.issue_code(user)
         if user is None or ("login" in auth.prompt and action is None):
             if "none" in auth.prompt:
-                return self._redirect_error(
+                return self.redirect_error(
                     request,
                     auth.redirect_uri,
                     OAuthError(Code.ACCESS_DENIED, "sign-in required (prompt=none)"),
@@ -259,12 +259,12 @@ class OAuthWeb:
             return flow.login_page()
         return await flow.after_sign_in(user)
 
-    async def _signed_in_user(self, request: Request) -> AuthenticatedUser | None:
+    async def signed_in_user(self, request: Request) -> AuthenticatedUser | None:
         cookie = request.cookies.get(SESSION_COOKIE)
-        signed_in = self._browser.read_session(cookie, int(time.time()))
+        signed_in = self.browser.read_session(cookie, int(time.time()))
         if signed_in is None:
             return None
-        return await self._storage.get_user(signed_in.uid)
+        return await self.storage.get_user(signed_in.uid)
 
     def _page_error(
         self,
@@ -281,7 +281,7 @@ class OAuthWeb:
             request_id=_request_id(request),
         )
 
-    def _redirect_error(
+    def redirect_error(
         self,
         request: Request,
         redirect_uri: str,
@@ -298,7 +298,7 @@ class OAuthWeb:
                 ("error_code", str(int(error.code))),
                 ("state", state),
             ],
-            self._issuer,
+            self.issuer,
         )
         return self.redirect(request, location)
 
@@ -322,8 +322,8 @@ class OAuthWeb:
     def set_session_cookie(self, response: Response, uid: int) -> None:
         response.set_cookie(
             SESSION_COOKIE,
-            self._browser.session_cookie(uid, int(time.time())),
-            max_age=self._browser.max_age_s,
+            self.browser.session_cookie(uid, int(time.time())),
+            max_age=self.browser.max_age_s,
             httponly=True,
             secure=self._secure_cookies,
             samesite="lax",
@@ -364,7 +364,7 @@ class _Flow:
             headers={"X-Error-Code": "0"},
             action_url=AUTHORIZE_PATH,
             hidden=self.hidden,
-            csrf_token=self.web._browser.csrf_token(self.csrf_cookie),
+            csrf_token=self.web.browser.csrf_token(self.csrf_cookie),
             app_name=self.auth.client.name,
             **context,
         )
@@ -379,7 +379,7 @@ class _Flow:
         """A form without a valid CSRF token is refused (403) and shown again."""
         message = TEXT[self.lang]["form_expired"]
         if action in ("approve", "deny"):
-            user = await self.web._signed_in_user(self.request)
+            user = await self.web.signed_in_user(self.request)
             if user is not None:
                 return self.consent_page(user, message=message, status=403)
         return self.login_page(message, 403)
@@ -387,7 +387,7 @@ class _Flow:
     async def sign_in(self, username: str, password: str | None) -> Response:
         """Password check behind the per-account and per-IP limits."""
         text = TEXT[self.lang]
-        wait = await self.web._throttle.retry_after(username, self.web._client_ip(self.request))
+        wait = await self.web.throttle.retry_after(username, self.web.client_ip(self.request))
         if wait:
             response = self.login_page(
                 text["too_many_attempts"].format(seconds=wait), 429, username
@@ -396,7 +396,7 @@ class _Flow:
             return response
         user = None
         if username and password:
-            user = await self.web._storage.authenticate_user(username, password)
+            user = await self.web.storage.authenticate_user(username, password)
         if user is None:
             return self.login_page(text["wrong_credentials"], 401, username)
         response = await self.after_sign_in(user)
@@ -407,11 +407,11 @@ class _Flow:
         """Remembered consent covering the scopes skips the page, unless
         ``prompt=consent``."""
         auth = self.auth
-        granted = await self.web._storage.consented_scopes(user.uid, auth.client.app_id)
+        granted = await self.web.storage.consented_scopes(user.uid, auth.client.app_id)
         if "consent" not in auth.prompt and set(auth.scope) <= granted:
             return await self.issue_code(user)
         if "none" in auth.prompt:
-            return self.web._redirect_error(
+            return self.web.redirect_error(
                 self.request,
                 auth.redirect_uri,
                 OAuthError(Code.ACCESS_DENIED, "consent required (prompt=none)"),
@@ -440,7 +440,7 @@ class _Flow:
     async def issue_code(self, user: AuthenticatedUser) -> Response:
         """§4.1.2: the code, ``state`` and (RFC 9207) ``iss``."""
         auth = self.auth
-        code = await self.web._storage.create_code(
+        code = await self.web.storage.create_code(
             CodeRequest(
                 app_id=auth.client.app_id,
                 user_id=user.uid,
@@ -452,6 +452,6 @@ class _Flow:
             )
         )
         location = authorization_response_uri(
-            auth.redirect_uri, [("code", code), ("state", auth.state)], self.web._issuer
+            auth.redirect_uri, [("code", code), ("state", auth.state)], self.web.issuer
         )
         return self.web.redirect(self.request, location)
