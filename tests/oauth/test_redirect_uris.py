@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from openplatform.errors import Code, OAuthError
 from openplatform.oauth.redirect_uris import (
@@ -69,3 +73,51 @@ def test_unregistered_is_a_non_redirecting_mismatch() -> None:
         resolve_redirect_uri("https://evil.example/cb", ["https://a.example/cb"])
     assert info.value.code == Code.REDIRECT_URI_MISMATCH
     assert not info.value.redirectable
+
+
+REGISTERED = "https://client.example/cb"
+LOOPBACK = "http://127.0.0.1/cb"
+
+_uri_parts = st.sampled_from(
+    [
+        "https://",
+        "http://",
+        "//",
+        "client.example",
+        "evil.example",
+        "127.0.0.1",
+        "[::1]",
+        ":",
+        "8080",
+        "@",
+        "/cb",
+        "/",
+        "?",
+        "#",
+        "%2F",
+        ".",
+        "\\",
+        " ",
+        "\t",
+        "cb",
+        "..",
+    ]
+)
+
+
+@given(st.lists(_uri_parts, max_size=8).map("".join) | st.text(max_size=40))
+def test_only_the_registered_uri_matches(candidate: str) -> None:
+    if match_redirect_uri(candidate, REGISTERED):
+        assert candidate == REGISTERED
+
+
+@given(st.lists(_uri_parts, max_size=8).map("".join) | st.text(max_size=40))
+def test_loopback_matches_differ_only_in_the_port(candidate: str) -> None:
+    if match_redirect_uri(candidate, LOOPBACK):
+        parts = urlsplit(candidate)
+        assert parts.scheme == "http"
+        assert parts.hostname == "127.0.0.1"
+        assert parts.username is None
+        assert parts.path == "/cb"
+        assert parts.query == ""
+        assert parts.fragment == ""

@@ -44,7 +44,7 @@ def match_redirect_uri(requested: str, registered: str) -> bool:
     """Exact match, or both loopback URIs equal except for the port."""
     if requested == registered:
         return True
-    if not (is_loopback_uri(requested) and is_loopback_uri(registered)):
+    if "#" in requested or not (is_loopback_uri(requested) and is_loopback_uri(registered)):
         return False
     req, reg = _split(requested), _split(registered)
     if req is None or reg is None:
