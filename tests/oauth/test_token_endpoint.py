@@ -117,3 +117,17 @@ async def test_code_redirect_uri_omitted_at_both_ends(world: OAuthWorld) -> None
     code = await get_code(world.http, world.app, pkce, redirect_uri="")
     response = await exchange(world.http, world.app, code, pkce, redirect_uri="")
     assert response.status_code == 200, response.text
+
+
+async def test_suspended_app_cannot_authenticate_or_authorize(world: OAuthWorld) -> None:
+    await world.db.apps.update(world.app.id, {"status": "suspended"})
+    response = await world.http.post(
+        TOKEN, data={"grant_type": "client_credentials"}, headers=basic_auth(world.app)
+    )
+    assert response.status_code == 401
+    assert response.json()["error_code"] == 10001
+    page = await world.http.get(
+        "/oauth/2.0/authorize", params=authorize_params(world.app, Pkce.new())
+    )
+    assert page.status_code == 400
+    assert "location" not in page.headers
