@@ -42,3 +42,14 @@ def test_authorization_response_keeps_the_registered_query_and_adds_iss() -> Non
         "https://c.example/cb?tenant=7", [("code", "abc"), ("state", None)], "https://id.example"
     )
     assert uri == "https://c.example/cb?tenant=7&code=abc&iss=https%3A%2F%2Fid.example"
+
+
+def test_scopes_and_grants_agree_with_the_app_settings() -> None:
+    """The consent words and the metadata cover exactly what apps may be given."""
+    from openplatform.oauth.rfc8414 import GRANT_TYPES
+    from openplatform.oauth.scopes import KNOWN_SCOPES
+    from openplatform.storage.apps import KNOWN_GRANTS
+    from openplatform.storage.apps import KNOWN_SCOPES as APP_SCOPES
+
+    assert tuple(KNOWN_SCOPES) == APP_SCOPES
+    assert GRANT_TYPES == KNOWN_GRANTS
