@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from openplatform.gateway.app_cache import AppCache
+from openplatform.gateway.shared_file import replace_file
 from openplatform.storage.apps import AppSettings
 from openplatform.storage.database import Database
 
@@ -48,3 +51,19 @@ async def test_unknown_keys_are_remembered_as_unknown(database: Database) -> Non
     assert await cache.by_id(424242) is None
     cache.invalidate()
     assert await cache.by_api_key("ak_missing") is None
+
+
+async def test_a_change_in_another_process_empties_the_cache(
+    database: Database, tmp_path: Path
+) -> None:
+    app = await database.apps.create(AppSettings(name="shared"))
+    changes = tmp_path / "apps.changed"
+    clock = Clock()
+    mine = AppCache(database.apps, changes=changes, clock=clock)
+    theirs = AppCache(database.apps, changes=changes, clock=clock)
+    assert (await mine.by_id(app.id)) == app
+    await database.apps.update(app.id, {"name": "renamed"})
+    theirs.invalidate(app.id)
+    replace_file(changes, b"another version")  # what invalidate_app does
+    fresh = await mine.by_id(app.id)
+    assert fresh is not None and fresh.name == "renamed"

@@ -40,6 +40,7 @@ METHOD = "application.getPublicInfo"
 @dataclass(frozen=True)
 class Cluster:
     base_url: str
+    admin_token: str
     app_id: int
     api_key: str
     secret: str
@@ -142,6 +143,7 @@ def cluster(
         assert patched.status_code == 200, patched.text
         yield Cluster(
             base_url=base_url,
+            admin_token=str(admin["token"]),
             app_id=int(str(app["app_id"])),
             api_key=str(app["api_key"]),
             secret=str(app["secret"]),
@@ -222,3 +224,35 @@ async def test_call_id_races_never_accept_a_value_twice(cluster: Cluster) -> Non
     assert accepted, "no call was accepted at all"
     assert max(accepted.values()) == 1
     assert set(codes(responses)) <= {0, 103}
+
+
+async def admin(cluster: Cluster, method: str, path: str, body: object) -> None:
+    async with httpx.AsyncClient(base_url=cluster.base_url) as client:
+        response = await client.request(
+            method, path, json=body, headers={"Authorization": f"Bearer {cluster.admin_token}"}
+        )
+    assert response.status_code == 200, response.text
+
+
+async def test_changes_reach_every_worker_at_once(cluster: Cluster) -> None:
+    """An app setting changed through one worker, and the maintenance switch,
+    apply to the very next call in every worker (no stale in-process cache)."""
+
+    def bodies(tag: str) -> list[dict[str, str]]:
+        return [
+            signed(cluster.api_key, cluster.secret, cluster.app_id, n=f"{tag}{i}")
+            for i in range(20)
+        ]
+
+    # warm both workers' app caches
+    assert codes(await send_all(cluster, bodies("warm"))) == Counter({0: 20})
+    await admin(
+        cluster, "PATCH", f"/admin/api/apps/{cluster.app_id}", {"ip_allowlist": ["192.0.2.1"]}
+    )
+    assert codes(await send_all(cluster, bodies("ip"))) == Counter({5: 20})
+    await admin(cluster, "PATCH", f"/admin/api/apps/{cluster.app_id}", {"ip_allowlist": []})
+    assert codes(await send_all(cluster, bodies("open"))) == Counter({0: 20})
+    await admin(cluster, "PUT", "/admin/api/maintenance", {"enabled": True, "methods": [METHOD]})
+    assert codes(await send_all(cluster, bodies("down"))) == Counter({2: 20})
+    await admin(cluster, "PUT", "/admin/api/maintenance", {"enabled": False, "methods": []})
+    assert codes(await send_all(cluster, bodies("up"))) == Counter({0: 20})

@@ -2,20 +2,26 @@
 
 Every call needs its app (PROTOCOL §3.3 check 5); reading and decrypting it
 each time would put a database round trip on the hot path. A record is kept
-:data:`APP_CACHE_TTL_S` seconds, so a change made through another process is
-seen within that time; a change made in this process is seen at once when the
-changer calls :func:`invalidate_app`. Unknown api_keys are remembered as
+:data:`APP_CACHE_TTL_S` seconds at most. Whoever changes an app calls
+:func:`invalidate_app`: this process forgets it at once, and so does every
+other process of the same ``openplatform serve`` — the call replaces
+``apps.changed`` in the data directory, and each lookup ``stat``s that file
+and empties the cache when it changed. Processes on other hosts (another data
+directory) see a change within the TTL. Unknown api_keys are remembered as
 unknown for the same time, so garbage keys cannot hammer the database.
 Tokens and sessions are never cached: revocation must be immediate.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from weakref import WeakKeyDictionary
 
+from openplatform.gateway.shared_file import file_stamp, replace_file
 from openplatform.storage.apps import AppRecord, AppRepository
 
 if TYPE_CHECKING:
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["APP_CACHE_TTL_S", "AppCache", "app_cache", "invalidate_app"]
 
 APP_CACHE_TTL_S = 3.0
+CHANGES_FILE = "apps.changed"
 MAX_ENTRIES = 10_000
 
 K = TypeVar("K", str, int)
@@ -37,14 +44,22 @@ class AppCache:
         self,
         apps: AppRepository,
         *,
+        changes: Path | None = None,
         ttl_s: float = APP_CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``changes``: the file other processes replace when an app changed."""
         self._apps = apps
+        self._changes = changes
+        self._seen = None if changes is None else file_stamp(changes)
         self._ttl_s = ttl_s
         self._clock = clock
         self._by_key: dict[str, tuple[float, AppRecord | None]] = {}
         self._by_id: dict[int, tuple[float, AppRecord | None]] = {}
+
+    @property
+    def changes(self) -> Path | None:
+        return self._changes
 
     async def by_api_key(self, api_key: str) -> AppRecord | None:
         return await self._lookup(self._by_key, api_key, self._apps.get_by_api_key)
@@ -58,6 +73,11 @@ class AppCache:
         key: K,
         load: Callable[[K], Awaitable[AppRecord | None]],
     ) -> AppRecord | None:
+        if self._changes is not None:
+            stamp = file_stamp(self._changes)
+            if stamp != self._seen:
+                self._seen = stamp
+                self.invalidate()
         now = self._clock()
         hit = entries.get(key)
         if hit is not None and hit[0] > now:
@@ -76,7 +96,7 @@ class AppCache:
             del entries[key]
 
     def invalidate(self, app_id: int | None = None) -> None:
-        """Forget one app (or every app): the next call reads it afresh."""
+        """Forget one app (or every app) in this process: the next call reads it afresh."""
         if app_id is None:
             self._by_key.clear()
             self._by_id.clear()
@@ -93,10 +113,15 @@ def app_cache(services: Services) -> AppCache:
     """This process's app cache for the services' database."""
     cache = _CACHES.get(services.database)
     if cache is None:
-        cache = _CACHES[services.database] = AppCache(services.database.apps)
+        changes = services.settings.data_dir / CHANGES_FILE
+        cache = _CACHES[services.database] = AppCache(services.database.apps, changes=changes)
     return cache
 
 
 def invalidate_app(services: Services, app_id: int | None = None) -> None:
-    """Call after changing, suspending, deleting or re-keying an app."""
-    app_cache(services).invalidate(app_id)
+    """Call after changing, suspending, deleting or re-keying an app: every
+    process sharing the data directory forgets it before its next call."""
+    cache = app_cache(services)
+    cache.invalidate(app_id)
+    assert cache.changes is not None
+    replace_file(cache.changes, secrets.token_bytes(16))

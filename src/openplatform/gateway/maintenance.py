@@ -11,8 +11,6 @@ no parsing), so a switch is seen by the very next call in any worker.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import orjson
 
 from openplatform.errors import ApiError, Code
 from openplatform.gateway.rate_limits import method_matches
+from openplatform.gateway.shared_file import FileStamp, file_stamp, replace_file
 
 if TYPE_CHECKING:
     from openplatform.config import Settings
@@ -66,17 +65,14 @@ class MaintenanceSwitch:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._seen: tuple[int, int, int] | None = None
+        self._seen: FileStamp | None = None
         self._state = NOT_IN_MAINTENANCE
 
     def current(self) -> MaintenanceState:
-        try:
-            st = os.stat(self._path)
-        except FileNotFoundError:
+        stamp = file_stamp(self._path)
+        if stamp is None:
             self._seen, self._state = None, NOT_IN_MAINTENANCE
-            return self._state
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if stamp != self._seen:
+        elif stamp != self._seen:
             self._state = self._read()
             self._seen = stamp
         return self._state
@@ -97,15 +93,7 @@ class MaintenanceSwitch:
 
     def set(self, state: MaintenanceState) -> None:
         """Replace the state atomically (readers see the old or the new file)."""
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".maintenance-", dir=self._path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(orjson.dumps(state.to_json()))
-            os.replace(temp, self._path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        replace_file(self._path, orjson.dumps(state.to_json()))
         self._seen, self._state = None, state
 
 
