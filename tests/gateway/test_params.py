@@ -37,7 +37,9 @@ def test_count_limit() -> None:
     with pytest.raises(ApiError) as caught:
         check_param_count([("a", "1")] * 51, 50)
     assert caught.value.code == Code.TOO_MANY_PARAMETERS
-    assert caught.value.detail == "51 parameters given, the limit is 50"
+    assert caught.value.detail == (
+        "51 parameters given, the limit is 50 (request_args lists the first 50)"
+    )
 
 
 def test_well_formed_params_by_name() -> None:

@@ -214,6 +214,17 @@ async def test_105_counts_duplicates_and_is_never_truncated(world: World) -> Non
     assert_error(await world.client.raw(f"/rest/2.0/{ME}", pairs), 105)
 
 
+async def test_105_for_a_megabyte_of_parameters_answers_briefly(world: World) -> None:
+    r = await world.client.http.post(
+        f"/rest/2.0/{ME}",
+        content=b"a&" * (512 * 1024 - 1),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    body = assert_error(r, 105)
+    assert "524287 parameters given" in str(body["error_detail"])
+    assert len(body["request_args"]) == 50  # type: ignore[arg-type]
+
+
 async def test_100_duplicate_parameter(world: World) -> None:
     r = await world.client.http.post(
         f"/rest/2.0/{ME}?api_key={world.app.api_key}", data={"api_key": world.app.api_key}

@@ -40,7 +40,9 @@ def check_param_count(pairs: Sequence[tuple[str, str]], max_params: int) -> None
     """Check 3: parameters as sent (a method taken from the path is not one of them)."""
     if len(pairs) > max_params:
         raise ApiError(
-            Code.TOO_MANY_PARAMETERS, f"{len(pairs)} parameters given, the limit is {max_params}"
+            Code.TOO_MANY_PARAMETERS,
+            f"{len(pairs)} parameters given, the limit is {max_params} "
+            f"(request_args lists the first {max_params})",
         )
 
 

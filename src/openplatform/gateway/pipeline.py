@@ -131,16 +131,20 @@ class Gateway:
             )
         return response, answer.method
 
-    @staticmethod
-    def _error(error: ApiError, call: IncomingCall, answer: _Answer) -> Response:
+    def _error(self, error: ApiError, call: IncomingCall, answer: _Answer) -> Response:
         if answer.headers:
             error.headers = {**answer.headers, **error.headers}
+        args = call.pairs
+        if error.code == Code.TOO_MANY_PARAMETERS:
+            # Echoing every parameter of a refused request would turn 1 MiB of
+            # "a&a&…" into megabytes of answer.
+            args = args[: self._settings.max_params]
         return api_error_response(
             error,
             lang=answer.lang,
             fmt=answer.fmt,
             request_id=call.request_id,
-            request_args=call.pairs,
+            request_args=args,
             legacy_http_200=answer.legacy_http_200,
         )
 
