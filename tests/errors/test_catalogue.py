@@ -110,3 +110,26 @@ def test_http_status_follows_protocol(code: int) -> None:
 def test_percent_s_is_filled() -> None:
     assert entry(5).message("en", "203.0.113.9") == "Unauthorized client IP address:203.0.113.9"
     assert entry(5).message("zh", "203.0.113.9") == "请求来自未经授权的IP地址"
+
+
+@pytest.mark.parametrize(
+    ("code", "zh", "en"),
+    [
+        (101, "api key无效", "Invalid API key"),
+        (102, "session key无效", "Session key invalid or no longer valid"),
+        (108, "无效的user id", "Invalid user id"),
+        (110, "无效的access token", "Access token invalid or no longer valid"),
+        (111, "access token过期", "Access token expired"),
+        (112, "session key过期", "Session key expired"),
+        (
+            950,
+            entry(950).zh,
+            "begin_batch already called, please make sure to call end_batch first",
+        ),
+    ],
+)
+def test_chinese_with_latin_words_is_split_right(code: int, zh: str, en: str) -> None:
+    """The Baidu table separates zh and en by a space, and some zh texts hold
+    spaces themselves: pinned here so the seed parser cannot drift with it."""
+    assert (entry(code).zh, entry(code).en) == (zh, en)
+    assert not re.search(r"[A-Za-z]$", entry(950).zh)
