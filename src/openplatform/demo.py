@@ -3,8 +3,6 @@ creates on first run and prints on every run, with calls to copy and paste."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import json
 import os
@@ -16,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from openplatform.config import Settings
+from openplatform.oauth.rfc7636 import s256_challenge
 from openplatform.storage.apps import AppSettings
 from openplatform.storage.database import open_database
 
@@ -39,8 +38,7 @@ class DemoCredentials:
 
 def _pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    return verifier, challenge.rstrip(b"=").decode()
+    return verifier, s256_challenge(verifier)
 
 
 async def ensure_demo(settings: Settings, issuer: str) -> str:
