@@ -167,8 +167,6 @@ class Gateway:
         params = check_well_formed(
             call.pairs, call.problem, spec, path_method=call.path_method, bearer=call.bearer
         )
-        if call.first("format") is not None:
-            answer.fmt = "xml" if params.get("format") == "xml" else "json"
         access_token = params.get("access_token", call.bearer)
         session_key = params.get("session_key")
         # 5
