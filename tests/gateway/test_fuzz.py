@@ -63,7 +63,12 @@ FUZZ = settings(
 
 
 async def send(
-    world: World, method: str, path: str, query: bytes, body: bytes
+    world: World,
+    method: str,
+    path: str,
+    query: bytes,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[int, bytes]:
     """One raw ASGI request, bounded in time."""
     scope = {
@@ -76,7 +81,7 @@ async def send(
         "raw_path": path.encode("utf-8", "surrogateescape"),
         "root_path": "",
         "query_string": query,
-        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+        "headers": headers or [(b"content-type", b"application/x-www-form-urlencoded")],
         "client": ("192.0.2.10", 1234),
         "server": ("testserver", 80),
     }
@@ -148,3 +153,38 @@ async def test_random_parameter_sets(
 async def test_raw_bytes(world: World, query: bytes, body: bytes, method: str) -> None:
     status, payload = await send(world, "POST", f"/rest/2.0/{method}", query, body)
     assert_clean(status, payload)
+
+
+async def test_a_client_gone_before_its_body_arrived_runs_nothing(world: World) -> None:
+    messages = iter(
+        [
+            {"type": "http.request", "body": b"api_key=k&uids=1", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[object] = []
+
+    async def receive() -> object:
+        return next(messages)
+
+    async def send_message(message: object) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/rest/2.0/users.getInfo",
+        "query_string": b"",
+        "headers": [],
+        "client": ("192.0.2.10", 1),
+    }
+    await world.asgi(scope, receive, send_message)  # type: ignore[arg-type]
+    assert sent == []
+
+
+async def test_non_ascii_content_length_is_100(world: World) -> None:
+    status, payload = await send(
+        world, "POST", "/rest/2.0/users.getInfo", b"", b"", [(b"content-length", "²".encode())]
+    )
+    assert status == 400
+    assert orjson.loads(payload)["error_code"] == 100

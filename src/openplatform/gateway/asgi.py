@@ -35,6 +35,11 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _ClientGone(Exception):
+    """The client disconnected before its body arrived: nothing is run on a
+    part of a body, and nobody is left to answer."""
+
+
 def _content_type_problem(content_type: str) -> str | None:
     media, _, params = content_type.partition(";")
     if media.strip().lower() != _FORM_TYPE:
@@ -58,7 +63,7 @@ async def _read_body(receive: Receive, declared: int | None) -> bytes:
     while more:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            raise _ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
@@ -95,7 +100,10 @@ class GatewayApp:
         error = None
         http_method = scope["method"]
         if http_method == "POST":
-            error = await self._read_form(receive, headers, form)
+            try:
+                error = await self._read_form(receive, headers, form)
+            except _ClientGone:
+                return
         elif http_method not in ("GET", "HEAD"):
             error = ApiError(Code.INVALID_PARAMETER, f"HTTP method {http_method} is not allowed")
         if error is not None:
@@ -135,7 +143,7 @@ class GatewayApp:
         declared = None
         length = headers.get(b"content-length")
         if length is not None:
-            if not length.strip().isdigit():
+            if not (length.strip().isascii() and length.strip().isdigit()):
                 return ApiError(Code.INVALID_PARAMETER, "Content-Length is malformed")
             declared = int(length)
         try:
