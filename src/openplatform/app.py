@@ -18,12 +18,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openplatform.cache import open_shared_state
+from openplatform.cache import SharedStateUnavailable, open_shared_state
 from openplatform.config import Settings
 from openplatform.errors import CATALOGUE, ApiError, Code
 from openplatform.errors.render import api_error_response, negotiate_lang
 from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
 from openplatform.services import Services
+from openplatform.storage.errors import DatabaseUnavailable
 
 __all__ = ["RequestContextMiddleware", "app_from_env", "build_services", "create_app"]
 
@@ -94,11 +95,22 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except (DatabaseUnavailable, SharedStateUnavailable) as outage:
+            log.warning("answering 2 to request %s: %s", request_id, outage)
+            error_code = "2"
+            if not sent_start:
+                error = ApiError(
+                    Code.SERVICE_UNAVAILABLE,
+                    f"{outage}; request id {request_id}",
+                    headers={"Retry-After": "5"},
+                )
+                await self._error(scope, request_id, error)(scope, receive, send)
         except Exception:
             log.exception("unhandled error in request %s %s", request_id, scope.get("path"))
             error_code = "1"
             if not sent_start:
-                await self._unknown_error(scope, request_id)(scope, receive, send)
+                error = ApiError(Code.UNKNOWN, f"request id {request_id}")
+                await self._error(scope, request_id, error)(scope, receive, send)
         finally:
             observe(
                 route_group(scope.get("path", "")),
@@ -108,13 +120,13 @@ class RequestContextMiddleware:
             )
 
     @staticmethod
-    def _unknown_error(scope: Scope, request_id: str) -> Response:
+    def _error(scope: Scope, request_id: str, error: ApiError) -> Response:
         request = Request(scope)
         lang = negotiate_lang(
             request.query_params.get("lang"), request.headers.get("accept-language")
         )
         return api_error_response(
-            ApiError(Code.UNKNOWN, f"request id {request_id}"),
+            error,
             lang=lang,
             fmt="xml" if request.query_params.get("format") == "xml" else "json",
             request_id=request_id,

@@ -24,8 +24,15 @@ __all__ = [
     "RateLimitRule",
     "RateStatus",
     "SharedState",
+    "SharedStateUnavailable",
     "open_shared_state",
 ]
+
+
+class SharedStateUnavailable(Exception):
+    """The shared cache cannot be reached or did not answer in time. Callers
+    answer "service temporarily unavailable" (code 2): the call was not
+    checked, so it must not be served."""
 
 
 @dataclass(frozen=True, slots=True)

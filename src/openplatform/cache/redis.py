@@ -31,7 +31,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from openplatform.cache import CallCheck, CallVerdict, Outcome, RateStatus, SharedState
+from openplatform.cache import (
+    CallCheck,
+    CallVerdict,
+    Outcome,
+    RateStatus,
+    SharedState,
+    SharedStateUnavailable,
+)
 from openplatform.cache.memory import (
     check_prefix,
     emission_interval_us,
@@ -252,11 +259,9 @@ class RedisSharedState(SharedState):
     async def check_call(self, check: CallCheck) -> CallVerdict:
         keys, args = self.keys_and_args(check)
         try:
-            reply = await self._hot.execute("EVALSHA", _CHECK_CALL_SHA, len(keys), *keys, *args)
-        except NoScriptError:
-            # A restarted or flushed server forgot the script: load it once more.
-            await self._redis.script_load(CHECK_CALL_SCRIPT)
-            reply = await self._hot.execute("EVALSHA", _CHECK_CALL_SHA, len(keys), *keys, *args)
+            reply = await self._evalsha(keys, args)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise SharedStateUnavailable(f"Redis unavailable: {exc}") from exc
         if not isinstance(reply, list):
             raise ResponseError(f"check_call.lua answered {reply!r}")
         outcome = _OUTCOMES[int(reply[0])]
@@ -264,6 +269,14 @@ class RedisSharedState(SharedState):
             return CallVerdict(outcome)
         _, limit, remaining, reset_s, retry_after_s = (int(value) for value in reply)
         return CallVerdict(outcome, RateStatus(limit, remaining, reset_s, retry_after_s))
+
+    async def _evalsha(self, keys: list[str], args: list[str | int]) -> object:
+        try:
+            return await self._hot.execute("EVALSHA", _CHECK_CALL_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            # A restarted or flushed server forgot the script: load it once more.
+            await self._redis.script_load(CHECK_CALL_SCRIPT)
+            return await self._hot.execute("EVALSHA", _CHECK_CALL_SHA, len(keys), *keys, *args)
 
     async def ping(self) -> None:
         await self._redis.ping()

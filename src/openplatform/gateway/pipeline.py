@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 
 from starlette.responses import Response
 
-from openplatform.cache import CallCheck, CallVerdict, Outcome, RateLimitRule
+from openplatform.cache import (
+    CallCheck,
+    CallVerdict,
+    Outcome,
+    RateLimitRule,
+    SharedStateUnavailable,
+)
 from openplatform.errors import ApiError, Code, Lang
 from openplatform.errors.render import (
     Format,
@@ -42,6 +48,7 @@ from openplatform.gateway.timestamp import check_timestamp
 from openplatform.methods.registry import MethodCall, MethodRegistry, MethodSpec
 from openplatform.services import Services
 from openplatform.storage.apps import AppRecord
+from openplatform.storage.errors import DatabaseUnavailable
 from openplatform.storage.models import utcnow
 from openplatform.storage.tokens import AccessTokenRecord, SessionRecord
 
@@ -124,6 +131,14 @@ class Gateway:
             )
         except ApiError as error:
             response = self._error(error, call, answer)
+        except (DatabaseUnavailable, SharedStateUnavailable) as outage:
+            log.warning("answering 2 to request %s: %s", call.request_id, outage)
+            unavailable = ApiError(
+                Code.SERVICE_UNAVAILABLE,
+                f"{outage}; request id {call.request_id}",
+                headers={"Retry-After": "5"},
+            )
+            response = self._error(unavailable, call, answer)
         except Exception:
             log.exception("unexpected error in %s (request id %s)", answer.method, call.request_id)
             response = self._error(

@@ -17,6 +17,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from openplatform.config import database_url_for_driver
+from openplatform.storage.errors import DatabaseUnavailable
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Sessions", "create_engine"]
 
@@ -76,6 +79,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# What a database that is down, unreachable or overloaded raises: the one place
+# driver-level failures become :class:`DatabaseUnavailable`. Constraint
+# violations (IntegrityError) and programming errors pass through unchanged.
+_OUTAGES = (OperationalError, InterfaceError, PoolTimeoutError, OSError)
+
+
+def _outage_message(exc: BaseException) -> str:
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"database unavailable: {first[0] if first else type(exc).__name__}"
+
+
 class Sessions:
     """Session factories over one engine: :meth:`read` for queries, :meth:`write`
     for anything that changes data (one transaction, committed on exit, rolled
@@ -90,13 +104,19 @@ class Sessions:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._read() as session, session.begin():
-            yield session
+        try:
+            async with self._read() as session, session.begin():
+                yield session
+        except _OUTAGES as exc:
+            raise DatabaseUnavailable(_outage_message(exc)) from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self._write() as session, session.begin():
-            yield session
+        try:
+            async with self._write() as session, session.begin():
+                yield session
+        except _OUTAGES as exc:
+            raise DatabaseUnavailable(_outage_message(exc)) from exc
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,7 +3,7 @@ boundary (e.g. :class:`DuplicateError` → 804 in the admin API)."""
 
 from __future__ import annotations
 
-__all__ = ["DuplicateError", "NotFoundError", "StorageError"]
+__all__ = ["DatabaseUnavailable", "DuplicateError", "NotFoundError", "StorageError"]
 
 
 class StorageError(Exception):
@@ -20,3 +20,9 @@ class DuplicateError(StorageError):
 
 class NotFoundError(StorageError):
     """The row to change does not exist (or, for apps, was deleted)."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or is too busy right now (connection
+    refused or lost, pool exhausted, lock wait timed out). Callers answer
+    "service temporarily unavailable" (code 2) rather than an unknown error."""
