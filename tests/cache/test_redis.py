@@ -15,7 +15,7 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from openplatform.cache import CallCheck, Outcome, RateLimitRule
+from openplatform.cache import CallCheck, Outcome, RateLimitRule, SharedStateUnavailable
 from openplatform.cache import redis as redis_backend
 from openplatform.cache.redis import RedisSharedState, pack_command
 from tests.cache import workers
@@ -155,7 +155,8 @@ async def test_calls_reconnect_after_the_connection_drops(redis_url: str) -> Non
         failed = await asyncio.gather(
             *(state.check_call(nonce_check(i)) for i in range(2, 52)), return_exceptions=True
         )
-        assert all(isinstance(result, RedisConnectionError) for result in failed)
+        assert all(isinstance(result, SharedStateUnavailable) for result in failed)
+        assert all(isinstance(r.__cause__, RedisConnectionError) for r in failed)
         # the next calls connect again; the failed calls wrote nothing
         batch = await asyncio.gather(*(state.check_call(nonce_check(i)) for i in range(1, 52)))
         assert [v.outcome for v in batch] == [Outcome.REPLAYED] + [Outcome.OK] * 50
@@ -175,7 +176,7 @@ async def test_close_fails_waiting_calls(redis_state: RedisFixture) -> None:
         await asyncio.sleep(0)
         await state.close()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert all(isinstance(result, RedisConnectionError) for result in results)
+        assert all(isinstance(result, SharedStateUnavailable) for result in results)
     # calls begun after close() connect again (the next lifespan of an app)
     assert (await state.check_call(nonce_check(200))).outcome is Outcome.OK
     await state.close()
@@ -201,8 +202,9 @@ async def test_calls_time_out_when_redis_hangs(answer_handshake: bool) -> None:
     state = RedisSharedState(f"redis://127.0.0.1:{port}/0?socket_timeout=0.3", "op")
     try:
         for _ in range(2):
-            with pytest.raises(RedisTimeoutError):
+            with pytest.raises(SharedStateUnavailable) as raised:
                 await asyncio.wait_for(state.check_call(nonce_check(1)), 5)
+            assert isinstance(raised.value.__cause__, RedisTimeoutError)
     finally:
         await state.close()
         server.close()

@@ -94,6 +94,10 @@ class _Link:
             reply = self.waiting.popleft()
             if reply is not keep and not reply.done():
                 reply.set_exception(error)
+                # Its caller may be gone (cancelled) and never await it: mark the
+                # exception seen so asyncio does not log it as lost; a caller
+                # that awaits still gets it.
+                reply.exception()
 
 
 class _MultiplexedConnection:
