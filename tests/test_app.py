@@ -129,3 +129,19 @@ async def test_unexpected_exception_is_code_1_without_traceback(
     assert "Traceback" not in response.text
     assert response.headers["X-Error-Code"] == "1"
     assert "secret internals" in caplog.text
+
+
+async def test_wrong_http_method_is_400_with_allow(client: httpx.AsyncClient) -> None:
+    """PROTOCOL §1: 100 → HTTP 400 ("everything else"), never a bare 405."""
+    response = await client.delete("/api/error-codes")
+    assert response.status_code == 400
+    assert response.json()["error_code"] == 100
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_wrong_http_method_on_oauth_is_invalid_request(client: httpx.AsyncClient) -> None:
+    response = await client.get("/oauth/2.0/token")
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["error"], body["error_code"]) == ("invalid_request", 10000)
+    assert "POST" in response.headers["Allow"]

@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openplatform.cache import SharedStateUnavailable, open_shared_state
 from openplatform.config import Settings
-from openplatform.errors import CATALOGUE, ApiError, Code
-from openplatform.errors.render import api_error_response, negotiate_lang
+from openplatform.errors import CATALOGUE, ApiError, Code, OAuthError
+from openplatform.errors.render import api_error_response, negotiate_lang, oauth_error_response
 from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
 from openplatform.services import Services
 from openplatform.storage.errors import DatabaseUnavailable
@@ -199,20 +199,27 @@ async def error_codes(request: Request) -> Response:
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 answered in the catalogue's words."""
+    """Starlette's own 404 (no such route: 3) and 405 (wrong HTTP method: 100,
+    HTTP 400 as PROTOCOL §1 has it, with ``Allow``) in the catalogue's words;
+    under ``/oauth/`` a wrong HTTP method is an OAuth ``invalid_request``."""
     assert isinstance(exc, HTTPException)
-    code = Code.UNSUPPORTED_METHOD if exc.status_code == 404 else Code.INVALID_PARAMETER
+    lang = negotiate_lang(request.query_params.get("lang"), request.headers.get("accept-language"))
     detail = f"{request.method} {request.url.path}: {exc.detail}"
-    response = api_error_response(
-        ApiError(code, detail),
-        lang=negotiate_lang(
-            request.query_params.get("lang"), request.headers.get("accept-language")
-        ),
-        fmt="json",
-        request_id=_request_id(request),
-    )
-    if exc.status_code == 405:
-        response.status_code = 405
+    allow = {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else {}
+    response: Response
+    if exc.status_code == 405 and request.url.path.startswith("/oauth/"):
+        response = oauth_error_response(
+            OAuthError(Code.INVALID_REQUEST, detail), lang=lang, request_id=_request_id(request)
+        )
+    else:
+        code = Code.UNSUPPORTED_METHOD if exc.status_code == 404 else Code.INVALID_PARAMETER
+        response = api_error_response(
+            ApiError(code, detail, headers=allow),
+            lang=lang,
+            fmt="json",
+            request_id=_request_id(request),
+        )
+    response.headers.update(allow)
     return response
 
 

@@ -44,6 +44,7 @@ def _pkce_pair() -> tuple[str, str]:
 async def ensure_demo(settings: Settings, issuer: str) -> str:
     """Create the demo app and user once (remembered in ``data/demo.json``,
     readable by the owner only) and return the text to print."""
+    issuer = issuer.rstrip("/")
     path = settings.data_dir / FILE_NAME
     database = open_database(settings)
     try:
@@ -142,7 +143,7 @@ async def demo_callback(request: Request) -> Response:
         for key, value in params.multi_items()
     )
     code = params.get("code")
-    issuer: str = request.app.state.services.issuer
+    issuer: str = request.app.state.services.issuer.rstrip("/")
     hint = ""
     if code:
         hint = (

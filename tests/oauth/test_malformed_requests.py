@@ -80,3 +80,20 @@ async def test_authorize_post_must_be_a_form(world: OAuthWorld) -> None:
     response = await world.http.post(AUTHORIZE, json={"client_id": world.app.api_key})
     assert response.status_code == 400
     assert "10000" in response.text
+
+
+@pytest.mark.parametrize("path", ["/oauth/2.0/token", "/oauth/2.0/revoke", "/oauth/2.0/introspect"])
+@pytest.mark.parametrize("raw", [b"Basic \xff\xff", "Basic é:é".encode(), b"Basic \xc3\xa9"])
+async def test_non_ascii_basic_credentials_are_401_invalid_client(
+    world: OAuthWorld, path: str, raw: bytes
+) -> None:
+    """RFC 6749 §2.3.1 / PROTOCOL §2: a Basic header that is not base64 text is
+    a failed client authentication (401), never an unknown error."""
+    response = await world.http.post(
+        path,
+        content=b"grant_type=client_credentials&token=x",
+        headers={"Authorization": raw, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["error_code"] == 10001
+    assert response.headers["www-authenticate"] == 'Basic realm="openplatform"'

@@ -34,3 +34,11 @@ async def test_metadata_is_served_with_the_exact_issuer(world: OAuthWorld) -> No
     body = response.json()
     assert body["issuer"] == ISSUER
     assert body["token_endpoint"] == ISSUER + "/oauth/2.0/token"
+
+
+def test_issuer_with_a_trailing_slash_stays_verbatim_and_endpoints_stay_valid() -> None:
+    """PROTOCOL §2: the issuer is used verbatim; endpoint URLs must still resolve."""
+    meta = server_metadata("https://id.example/")
+    assert meta["issuer"] == "https://id.example/"
+    assert meta["token_endpoint"] == "https://id.example/oauth/2.0/token"
+    assert meta["authorization_endpoint"] == "https://id.example/oauth/2.0/authorize"

@@ -5,7 +5,6 @@ and ``none`` for public clients."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from dataclasses import dataclass
 from typing import Literal
@@ -47,7 +46,7 @@ def parse_basic_credentials(authorization: str) -> tuple[str, str]:
         raise _basic_failure("unsupported authorization scheme")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, or non-ASCII base64 text
         raise _basic_failure("malformed Basic credentials") from None
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id:

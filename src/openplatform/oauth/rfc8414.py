@@ -27,16 +27,20 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "pas
 
 
 def server_metadata(issuer: str) -> dict[str, object]:
-    """§2: the metadata document; endpoints are the issuer plus their paths."""
+    """§2: the metadata document. ``issuer`` is given verbatim (RFC 8414 §3.3
+    compares it as a string); the endpoints are its origin and path, without a
+    trailing slash, plus their paths — so ``https://op.example/`` still yields
+    ``https://op.example/oauth/2.0/token``."""
+    base = issuer.rstrip("/")
     # Revocation and introspection authenticate the calling app the same way
     # the token endpoint does; "none" only identifies a public client.
     methods = list(AUTH_METHODS)
     return {
         "issuer": issuer,
-        "authorization_endpoint": issuer + AUTHORIZE_PATH,
-        "token_endpoint": issuer + TOKEN_PATH,
-        "revocation_endpoint": issuer + REVOKE_PATH,
-        "introspection_endpoint": issuer + INTROSPECT_PATH,
+        "authorization_endpoint": base + AUTHORIZE_PATH,
+        "token_endpoint": base + TOKEN_PATH,
+        "revocation_endpoint": base + REVOKE_PATH,
+        "introspection_endpoint": base + INTROSPECT_PATH,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
@@ -46,6 +50,6 @@ def server_metadata(issuer: str) -> dict[str, object]:
         "scopes_supported": list(KNOWN_SCOPES),
         "code_challenge_methods_supported": list(SUPPORTED_METHODS),
         "authorization_response_iss_parameter_supported": True,
-        "service_documentation": issuer + "/console",
+        "service_documentation": base + "/console",
         "ui_locales_supported": ["en", "zh"],
     }
