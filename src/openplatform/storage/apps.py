@@ -15,10 +15,10 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, bindparam, delete, select
 
 from openplatform.config import IPNetwork
 from openplatform.errors import ApiError, Code
@@ -422,6 +422,23 @@ def new_api_key() -> str:
     return "ak_" + secrets.token_hex(12)
 
 
+_APP_COLUMNS = (
+    App.id,
+    App.api_key,
+    App.name,
+    App.description,
+    App.icon_url,
+    App.status,
+    App.settings,
+    App.secret_encrypted,
+    App.created_at,
+    App.updated_at,
+    App.owner_id,
+)
+_GET_APP = select(*_APP_COLUMNS).where(App.id == bindparam("app_id"))
+_GET_APP_BY_KEY = select(*_APP_COLUMNS).where(App.api_key == bindparam("api_key"))
+
+
 class AppRepository:
     """Apps (PROTOCOL §5 admin API and console)."""
 
@@ -429,7 +446,7 @@ class AppRepository:
         self._sessions = sessions
         self._box = box
 
-    def _record(self, row: App) -> AppRecord:
+    def _record(self, row: App | Row[*tuple[Any, ...]]) -> AppRecord:
         return AppRecord(
             id=row.id,
             api_key=row.api_key,
@@ -465,13 +482,11 @@ class AppRepository:
         return self._record(row)
 
     async def get(self, app_id: int) -> AppRecord | None:
-        async with self._sessions.read() as session:
-            row = await session.get(App, app_id)
+        row = await self._sessions.first(_GET_APP, {"app_id": app_id})
         return None if row is None else self._record(row)
 
     async def get_by_api_key(self, api_key: str) -> AppRecord | None:
-        async with self._sessions.read() as session:
-            row = await session.scalar(select(App).where(App.api_key == api_key))
+        row = await self._sessions.first(_GET_APP_BY_KEY, {"api_key": api_key})
         return None if row is None else self._record(row)
 
     async def list(

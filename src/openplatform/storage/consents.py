@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,7 +52,12 @@ class ConsentRecord:
         return self.scopes.issuperset(wanted)
 
 
-def _record(row: Consent) -> ConsentRecord:
+_GET_CONSENT = select(
+    Consent.user_id, Consent.app_id, Consent.scope, Consent.created_at, Consent.updated_at
+).where(Consent.user_id == bindparam("user_id"), Consent.app_id == bindparam("app_id"))
+
+
+def _record(row: Consent | Row[*tuple[Any, ...]]) -> ConsentRecord:
     return ConsentRecord(
         user_id=row.user_id,
         app_id=row.app_id,
@@ -66,10 +72,7 @@ class ConsentRepository:
         self._sessions = sessions
 
     async def get(self, user_id: int, app_id: int) -> ConsentRecord | None:
-        async with self._sessions.read() as session:
-            row = await session.scalar(
-                select(Consent).where(Consent.user_id == user_id, Consent.app_id == app_id)
-            )
+        row = await self._sessions.first(_GET_CONSENT, {"user_id": user_id, "app_id": app_id})
         return None if row is None else _record(row)
 
     async def grant(self, user_id: int, app_id: int, scope: str | Iterable[str]) -> ConsentRecord:

@@ -11,10 +11,11 @@ locks its row (``SELECT … FOR UPDATE``) or is a single conditional statement.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVarTuple
 
-from sqlalchemy import event
+from sqlalchemy import Row, Select, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -29,11 +30,14 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from openplatform.config import database_url_for_driver
 from openplatform.storage.errors import DatabaseUnavailable
+from openplatform.storage.sqlite_driver import OneTripDBAPI
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Sessions", "create_engine"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _WRITE = "openplatform_write"
+_SINGLE_STATEMENT = "openplatform_single_statement"
+_Ts = TypeVarTuple("_Ts")
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -46,6 +50,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             echo=echo,
             pool_size=8,
             max_overflow=8,
+            module=OneTripDBAPI(),
         )
         _configure_sqlite(engine)
         return engine
@@ -75,7 +80,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(_WRITE, False)
+        options = connection.get_execution_options()
+        if options.get(_SINGLE_STATEMENT, False):
+            return  # sqlite3 runs the statement in a transaction of its own
+        immediate = options.get(_WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -91,9 +99,18 @@ def _outage_message(exc: BaseException) -> str:
 
 
 class Sessions:
-    """Session factories over one engine: :meth:`read` for queries, :meth:`write`
-    for anything that changes data (one transaction, committed on exit, rolled
-    back on an exception)."""
+    """Session factories over one engine: :meth:`read` for queries that need
+    one snapshot over several statements, :meth:`write` for anything that
+    changes data (one transaction, committed on exit, rolled back on an
+    exception), and :meth:`first` / :meth:`all` for a read that is ONE SELECT.
+
+    A single SELECT sees one consistent snapshot on its own (SQLite runs it in
+    an implicit read transaction, PostgreSQL in its own statement snapshot), so
+    :meth:`first` and :meth:`all` run it on a pooled connection in autocommit
+    mode: no BEGIN/COMMIT round trips, no ORM session, Core rows. It reads
+    the latest committed data, so a token revoked by any process is seen as
+    revoked by the next read.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -101,6 +118,32 @@ class Sessions:
         self._write = async_sessionmaker(
             engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
+        if engine.dialect.name == "sqlite":
+            self._single = engine.execution_options(**{_SINGLE_STATEMENT: True})
+        else:
+            self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def first(
+        self, statement: Select[*_Ts], parameters: Mapping[str, object] | None = None
+    ) -> Row[*_Ts] | None:
+        """The first row of one SELECT, or None. A statement built once with
+        ``bindparam`` placeholders (their values in ``parameters``) is compiled
+        once and skips building its cache key on every call."""
+        try:
+            async with self._single.connect() as conn:
+                return (await conn.execute(statement, parameters)).first()
+        except _OUTAGES as exc:
+            raise DatabaseUnavailable(_outage_message(exc)) from exc
+
+    async def all(
+        self, statement: Select[*_Ts], parameters: Mapping[str, object] | None = None
+    ) -> Sequence[Row[*_Ts]]:
+        """Every row of one SELECT (see :meth:`first`)."""
+        try:
+            async with self._single.connect() as conn:
+                return (await conn.execute(statement, parameters)).all()
+        except _OUTAGES as exc:
+            raise DatabaseUnavailable(_outage_message(exc)) from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

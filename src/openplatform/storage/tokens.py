@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openplatform.storage.crypto import SecretBox, hash_token, new_secret, new_token
@@ -105,6 +105,30 @@ class SessionRecord:
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.expires_at
+
+
+# The hot reads of every call (PROTOCOL §3.3 checks 5, 8, 12): built once, so
+# SQLAlchemy compiles them once and never rebuilds their cache keys.
+_FIND_ACCESS_TOKEN = select(
+    AccessToken.id,
+    AccessToken.app_id,
+    AccessToken.user_id,
+    AccessToken.grant_id,
+    AccessToken.scope,
+    AccessToken.expires_at,
+    AccessToken.revoked_at,
+    AccessToken.created_at,
+).where(AccessToken.token_hash == bindparam("token_hash"))
+_FIND_SESSION = select(
+    AccessToken.id,
+    AccessToken.app_id,
+    AccessToken.user_id,
+    AccessToken.grant_id,
+    AccessToken.scope,
+    AccessToken.session_secret_encrypted,
+    AccessToken.expires_at,
+    AccessToken.revoked_at,
+).where(AccessToken.session_key_hash == bindparam("session_key_hash"))
 
 
 class TokenRepository:
@@ -219,11 +243,10 @@ class TokenRepository:
         )
 
     async def find_access_token(self, token: str) -> AccessTokenRecord | None:
-        """The access token (revoked or expired ones included), or None."""
-        async with self._sessions.read() as session:
-            row = await session.scalar(
-                select(AccessToken).where(AccessToken.token_hash == hash_token(token))
-            )
+        """The access token (revoked or expired ones included), or None. One
+        SELECT on the latest committed data: a revocation by any process is
+        seen at once (no cache)."""
+        row = await self._sessions.first(_FIND_ACCESS_TOKEN, {"token_hash": hash_token(token)})
         if row is None:
             return None
         return AccessTokenRecord(
@@ -238,11 +261,11 @@ class TokenRepository:
         )
 
     async def find_session(self, session_key: str) -> SessionRecord | None:
-        """The session of ``session_key`` with its decrypted secret, or None."""
-        async with self._sessions.read() as session:
-            row = await session.scalar(
-                select(AccessToken).where(AccessToken.session_key_hash == hash_token(session_key))
-            )
+        """The session of ``session_key`` with its decrypted secret, or None (one
+        SELECT, as :meth:`find_access_token`)."""
+        row = await self._sessions.first(
+            _FIND_SESSION, {"session_key_hash": hash_token(session_key)}
+        )
         if row is None or row.session_secret_encrypted is None:
             return None
         return SessionRecord(
@@ -311,9 +334,8 @@ class TokenRepository:
             RefreshToken.rotated_at.is_(None),
             RefreshToken.expires_at > now,
         )
-        async with self._sessions.read() as session:
-            found = await session.scalar(select(or_(live_access, live_refresh)))
-        return bool(found)
+        row = await self._sessions.first(select(or_(live_access, live_refresh)))
+        return row is not None and bool(row[0])
 
     # --- OAuth authorization codes and refresh rotation (PROTOCOL §2) -----------
     # Each exchange is ONE write transaction that starts with a conditional

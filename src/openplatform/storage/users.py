@@ -8,9 +8,9 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from openplatform.errors import ApiError, Code
@@ -84,7 +84,26 @@ class UserRecord:
         }
 
 
-def _record(row: User) -> UserRecord:
+# A user as UserRecord needs it (not the password hash); by uid, by uids.
+_USER_COLUMNS = (
+    User.id,
+    User.username,
+    User.display_name,
+    User.email,
+    User.mobile,
+    User.avatar_url,
+    User.sex,
+    User.birthday,
+    User.locale,
+    User.profile_visibility,
+    User.disabled,
+    User.created_at,
+)
+_GET_USER = select(*_USER_COLUMNS).where(User.id == bindparam("uid"))
+_GET_USERS = select(*_USER_COLUMNS).where(User.id.in_(bindparam("uids", expanding=True)))
+
+
+def _record(row: User | Row[*tuple[Any, ...]]) -> UserRecord:
     return UserRecord(
         uid=row.id,
         username=row.username,
@@ -231,17 +250,18 @@ class UserRepository:
         return _record(row)
 
     async def get(self, uid: int) -> UserRecord | None:
-        async with self._sessions.read() as session:
-            row = await session.get(User, uid)
+        row = await self._sessions.first(_GET_USER, {"uid": uid})
         return None if row is None else _record(row)
 
     async def get_many(self, uids: Iterable[int]) -> dict[int, UserRecord]:
-        """The users among ``uids`` that exist, by uid."""
+        """The users among ``uids`` that exist, by uid (one SELECT)."""
         wanted = sorted(set(uids))
         if not wanted:
             return {}
-        async with self._sessions.read() as session:
-            rows = (await session.scalars(select(User).where(User.id.in_(wanted)))).all()
+        if len(wanted) == 1:
+            row = await self._sessions.first(_GET_USER, {"uid": wanted[0]})
+            return {} if row is None else {row.id: _record(row)}
+        rows = await self._sessions.all(_GET_USERS, {"uids": wanted})
         return {row.id: _record(row) for row in rows}
 
     async def get_by_username(self, username: str) -> UserRecord | None:
