@@ -183,6 +183,12 @@ async def test_5_ip_not_in_allowlist(world: World) -> None:
     r = await world.client.call(ME, {"access_token": world.alice_basic.access_token})
     body = assert_error(r, 5, 403)
     assert body["error_msg"] == f"Unauthorized client IP address:{CLIENT_IP}"
+    assert CLIENT_IP in body["error_detail"]
+    r = await world.client.call(ME, {"access_token": world.alice_basic.access_token, "lang": "zh"})
+    body = r.json()
+    assert (r.status_code, body["error_code"]) == (403, 5)
+    assert body["error_msg"] == entry(5).zh
+    assert CLIENT_IP in body["error_detail"]
     await world.configure(ip_allowlist=["192.0.2.0/24"])
     r = await world.client.call(ME, {"access_token": world.alice_basic.access_token})
     assert r.status_code == 200
@@ -475,6 +481,27 @@ async def test_legacy_http_200(world: World) -> None:
     assert r.status_code == 200
     assert r.json()["error_code"] == 104
     assert r.headers["X-Error-Code"] == "104"
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ([("method", "users.noSuchThing")], 3),  # check 2
+        ([("method", ME), ("uids", "1"), ("uids", "2")], 100),  # check 4
+        ([("method", ME), ("v", "3.0")], 100),  # check 4
+    ],
+)
+async def test_legacy_http_200_covers_checks_before_the_app_is_known(
+    world: World, params: list[tuple[str, str]], code: int
+) -> None:
+    """PROTOCOL §1: *every* API error of a legacy app is HTTP 200."""
+    await world.configure(legacy_http_200=True)
+    r = await world.client.raw("/rest/2.0/", [("api_key", world.app.api_key), *params])
+    assert r.status_code == 200
+    assert r.json()["error_code"] == code
+    other = await world.client.raw("/rest/2.0/", [("api_key", "ak_unknown"), *params])
+    assert other.status_code != 200
+    assert other.json()["error_code"] == code
 
 
 async def test_request_args_echo_the_parameters(world: World) -> None:

@@ -65,4 +65,6 @@ def check_ip_allowlist(client_ip: str, allowlist: Sequence[IPNetwork]) -> None:
     if address is None or not any(
         address.version == net.version and address in net for net in allowlist
     ):
-        raise ApiError(Code.UNAUTHORIZED_CLIENT_IP, fill=client_ip)
+        # The English text has a %s for the IP, the Chinese none: error_detail
+        # names it in every language.
+        raise ApiError(Code.UNAUTHORIZED_CLIENT_IP, f"client IP {client_ip}", fill=client_ip)

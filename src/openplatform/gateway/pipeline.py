@@ -84,7 +84,7 @@ class _Answer:
 
     lang: Lang
     fmt: Format
-    legacy_http_200: bool = False
+    legacy_http_200: bool | None = None  # None until check 5 has found the app
     headers: dict[str, str] = field(default_factory=dict)
     method: str | None = None
 
@@ -130,6 +130,8 @@ class Gateway:
                 headers=answer.headers,
             )
         except ApiError as error:
+            if answer.legacy_http_200 is None:
+                answer.legacy_http_200 = await self._legacy_before_check_5(call)
             response = self._error(error, call, answer)
         except (DatabaseUnavailable, SharedStateUnavailable) as outage:
             log.warning("answering 2 to request %s: %s", call.request_id, outage)
@@ -160,8 +162,21 @@ class Gateway:
             fmt=answer.fmt,
             request_id=call.request_id,
             request_args=args,
-            legacy_http_200=answer.legacy_http_200,
+            legacy_http_200=bool(answer.legacy_http_200),
         )
+
+    async def _legacy_before_check_5(self, call: IncomingCall) -> bool:
+        """PROTOCOL §1: a ``legacy_http_200`` app gets HTTP 200 for every API
+        error — also those of checks 1-4, answered before its app was looked
+        up. The app cache answers; a lookup that fails keeps the HTTP status."""
+        api_key = call.first("api_key")
+        if not api_key:
+            return False
+        try:
+            app = await self._apps.by_api_key(api_key)
+        except (DatabaseUnavailable, SharedStateUnavailable):
+            return False
+        return app is not None and app.settings.legacy_http_200
 
     def _method(self, call: IncomingCall) -> MethodSpec:
         """Checks 1 and 2: maintenance, then the method exists."""
