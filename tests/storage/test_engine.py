@@ -73,3 +73,27 @@ async def test_ping_raises_when_the_database_is_unreachable() -> None:
             await unreachable.ping()
     finally:
         await unreachable.close()
+
+
+async def test_a_postgres_connection_the_server_closed_is_replaced(postgres_url: str) -> None:
+    """A pooled connection that the server ended (restart, pg_terminate_backend)
+    is replaced on checkout: the next query works, on a new backend."""
+    import asyncio
+
+    import asyncpg
+
+    database = Database(postgres_url, SecretBox("k"))
+    try:
+        async with database.engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.3)  # the server's close reaches the pooled socket
+        await database.ping()
+        async with database.engine.connect() as conn:
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar() != pid
+    finally:
+        await database.close()

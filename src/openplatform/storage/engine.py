@@ -7,18 +7,22 @@ write lock up front, so a read-modify-write never fails half-way with
 "database is locked" when another writer got there first (readers are not
 blocked: WAL). PostgreSQL (asyncpg) uses READ COMMITTED; a read-modify-write
 locks its row (``SELECT … FOR UPDATE``) or is a single conditional statement.
+
+Reads that are one SELECT skip all of that (:meth:`Sessions.first`): one
+statement, no transaction around it. On SQLite each statement is one trip to
+aiosqlite's thread (:mod:`openplatform.storage.sqlite_driver`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TypeVarTuple
+from typing import TypeVarTuple, cast
 
 from sqlalchemy import Row, Select, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import AdaptedConnection, Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -54,14 +58,29 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=10,
         max_overflow=10,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
+    _configure_postgresql(engine)
+    return engine
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, proxy: object
+    ) -> None:
+        # A connection the server closed (a restart, pg_terminate_backend) is
+        # replaced before use. asyncpg sees the close on its own socket, so
+        # this costs no round trip; SQLAlchemy's pool_pre_ping would cost
+        # three (BEGIN, a ping, ROLLBACK) on every checkout.
+        driver = cast(AdaptedConnection, dbapi_connection).driver_connection
+        if driver.is_closed():
+            raise DisconnectionError("the server closed this connection")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
