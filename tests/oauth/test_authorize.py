@@ -172,6 +172,11 @@ async def test_login_is_rate_limited_per_account(world: OAuthWorld) -> None:
         statuses.append(response.status_code)
     assert statuses == [401] * 10 + [429]
     assert int(response.headers["retry-after"]) > 0
+    # PROTOCOL §3.3: a rate-limited route carries X-RateLimit-* on every answer.
+    assert response.headers["x-ratelimit-limit"] == "10"
+    assert response.headers["x-ratelimit-remaining"] == "0"
+    assert int(response.headers["x-ratelimit-reset"]) > 0
+    assert response.headers["x-error-code"] == "4"
     right = await world.http.post(
         form.action, data=dict(form.data(username=USERNAME, password=PASSWORD))
     )

@@ -112,6 +112,26 @@ async def test_password_grant_when_enabled(world: OAuthWorld) -> None:
     assert response.json()["refresh_token"]
 
 
+async def test_password_grant_is_rate_limited_with_headers(world: OAuthWorld) -> None:
+    """RFC 6749 §10.10: the password grant shares the login page's guessing
+    limits; refusals say when to retry (PROTOCOL §3.3 headers)."""
+    app = await world.new_app(grants=["password"])
+    statuses = []
+    for _ in range(11):
+        response = await world.http.post(
+            TOKEN,
+            data={"grant_type": "password", "username": "alice", "password": "guess"},
+            headers=basic_auth(app),
+        )
+        statuses.append(response.status_code)
+        assert "x-ratelimit-remaining" in response.headers
+    assert statuses == [400] * 11
+    assert response.json()["error_code"] == 10002
+    assert "too many" in response.json()["error_detail"]
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["x-ratelimit-remaining"] == "0"
+
+
 async def test_code_redirect_uri_omitted_at_both_ends(world: OAuthWorld) -> None:
     pkce = Pkce.new()
     code = await get_code(world.http, world.app, pkce, redirect_uri="")

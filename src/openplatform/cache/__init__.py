@@ -56,6 +56,18 @@ class RateStatus:
     reset_s: int  # seconds until the counter is back to its full limit
     retry_after_s: int  # 0 when allowed; else seconds until one call would be allowed
 
+    def headers(self) -> dict[str, str]:
+        """PROTOCOL §3.3: ``X-RateLimit-*`` (``Reset`` in seconds from now until
+        the counter is full again), and ``Retry-After`` when refused."""
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_s),
+        }
+        if self.retry_after_s:
+            headers["Retry-After"] = str(self.retry_after_s)
+        return headers
+
 
 class Outcome(Enum):
     OK = "ok"

@@ -149,6 +149,7 @@ class OAuthError(Exception):
     ``redirectable`` is False for the errors that must never redirect back to
     the client (unknown client, unregistered redirect URI; RFC 6749 §4.1.2.1).
     ``basic_auth_failed`` turns 10001 into HTTP 401 with ``WWW-Authenticate``.
+    ``headers`` are extra response headers (``Retry-After``, rate-limit headers).
     """
 
     def __init__(
@@ -158,6 +159,7 @@ class OAuthError(Exception):
         *,
         redirectable: bool = True,
         basic_auth_failed: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> None:
         if entry(code).family != "oauth":
             raise ValueError(f"{code!r} is not an OAuth error code")
@@ -165,6 +167,7 @@ class OAuthError(Exception):
         self.description = description
         self.redirectable = redirectable
         self.basic_auth_failed = basic_auth_failed
+        self.headers = headers or {}
         super().__init__(f"{int(code)} {self.error}" + (f": {description}" if description else ""))
 
     @property

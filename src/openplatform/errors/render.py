@@ -193,6 +193,7 @@ def result_response(
 def oauth_error_response(error: OAuthError, *, lang: Lang, request_id: str) -> Response:
     headers = _base_headers(int(error.code), request_id)
     headers["Cache-Control"] = "no-store"
+    headers.update(error.headers)
     if error.basic_auth_failed:
         headers["WWW-Authenticate"] = 'Basic realm="openplatform"'
     body = orjson.dumps(oauth_error_body(error, lang))

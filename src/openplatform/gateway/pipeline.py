@@ -41,7 +41,7 @@ from openplatform.gateway.call_id import call_id_key, check_call_id
 from openplatform.gateway.client_ip import check_ip_allowlist, resolve_client_ip
 from openplatform.gateway.maintenance import MaintenanceSwitch, check_maintenance
 from openplatform.gateway.params import check_param_count, check_well_formed
-from openplatform.gateway.rate_limits import rate_headers, rules_for_call
+from openplatform.gateway.rate_limits import rules_for_call
 from openplatform.gateway.referer import check_referer
 from openplatform.gateway.signature import SIGN_METHODS, SignMethod, verify_signature
 from openplatform.gateway.timestamp import check_timestamp
@@ -250,7 +250,7 @@ class Gateway:
         )
         if verdict is not None:
             if verdict.rate is not None:
-                answer.headers.update(rate_headers(verdict.rate))
+                answer.headers.update(verdict.rate.headers())
             if verdict.outcome is Outcome.REPLAYED:
                 raise ApiError(
                     Code.INVALID_TIMESTAMP, "this signed request was already received (replay)"

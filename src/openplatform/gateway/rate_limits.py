@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
-from openplatform.cache import RateLimitRule, RateStatus
+from openplatform.cache import RateLimitRule
 from openplatform.storage.apps import RateLimit
 
-__all__ = ["method_matches", "rate_headers", "rules_for_call"]
+__all__ = ["method_matches", "rules_for_call"]
 
 _MAX_PER_SECOND = 1_000_000  # the shared state counts in microseconds
 
@@ -51,13 +51,3 @@ def rules_for_call(
             )
         )
     return rules
-
-
-def rate_headers(status: RateStatus) -> dict[str, str]:
-    """``X-RateLimit-*`` of the most constrained counter; ``Reset`` is in seconds
-    from now until that counter is full again."""
-    return {
-        "X-RateLimit-Limit": str(status.limit),
-        "X-RateLimit-Remaining": str(status.remaining),
-        "X-RateLimit-Reset": str(status.reset_s),
-    }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openplatform.cache import Outcome, RateLimitRule, SharedState
+from openplatform.cache import RateLimitRule, RateStatus, SharedState
 
 __all__ = ["LoginThrottle"]
 
@@ -21,15 +21,15 @@ class LoginThrottle:
     per_ip: int = 50
     window_s: int = 300
 
-    async def retry_after(self, username: str, client_ip: str) -> int:
-        """Consume one attempt for the account and the IP: 0 when allowed, else
-        the seconds to wait (a refused attempt consumes nothing)."""
+    async def attempt(self, username: str, client_ip: str) -> RateStatus:
+        """Consume one attempt for the account and the IP. ``retry_after_s`` is 0
+        when allowed, else the seconds to wait (a refused attempt consumes
+        nothing); :meth:`RateStatus.headers` gives the response headers."""
         account = username.strip().lower()
         rules = (
             RateLimitRule(f"login:user:{account}", self.per_account, self.window_s),
             RateLimitRule(f"login:ip:{client_ip}", self.per_ip, self.window_s),
         )
         verdict = await self.shared_state.hit_rate_limits(_APP, rules)
-        if verdict.outcome is Outcome.OK:
-            return 0
-        return max(1, verdict.rate.retry_after_s if verdict.rate else self.window_s)
+        assert verdict.rate is not None, "a check with limits reports their status"
+        return verdict.rate

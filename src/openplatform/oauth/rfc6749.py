@@ -232,12 +232,18 @@ class TokenEndpoint:
         username = params.require("username")
         password = params.require("password")
         scope = resolve_scope(params.get("scope"), client)
-        wait = await self._throttle.retry_after(username, client_ip)
-        if wait:
-            raise OAuthError(Code.INVALID_GRANT, f"too many sign-in attempts; retry in {wait} s")
+        attempt = await self._throttle.attempt(username, client_ip)
+        if attempt.retry_after_s:
+            raise OAuthError(
+                Code.INVALID_GRANT,
+                f"too many sign-in attempts; retry in {attempt.retry_after_s} s",
+                headers=attempt.headers(),
+            )
         user = await self._storage.authenticate_user(username, password)
         if user is None:
-            raise OAuthError(Code.INVALID_GRANT, "wrong username or password")
+            raise OAuthError(
+                Code.INVALID_GRANT, "wrong username or password", headers=attempt.headers()
+            )
         plan = TokenPlan(
             scope=scope,
             access_ttl_s=client.access_token_ttl_s,

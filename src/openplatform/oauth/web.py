@@ -361,7 +361,8 @@ class _Flow:
             self.lang,
             status=status,
             switch_lang_url=_authorize_url(self.hidden, lang=other),
-            headers={"X-Error-Code": "0"},
+            # An HTML page that answers a failed form carries no success code.
+            headers={"X-Error-Code": "0"} if status == 200 else {},
             action_url=AUTHORIZE_PATH,
             hidden=self.hidden,
             csrf_token=self.web.browser.csrf_token(self.csrf_cookie),
@@ -387,20 +388,21 @@ class _Flow:
     async def sign_in(self, username: str, password: str | None) -> Response:
         """Password check behind the per-account and per-IP limits."""
         text = TEXT[self.lang]
-        wait = await self.web.throttle.retry_after(username, self.web.client_ip(self.request))
-        if wait:
-            response = self.login_page(
-                text["too_many_attempts"].format(seconds=wait), 429, username
-            )
-            response.headers["Retry-After"] = str(wait)
-            return response
-        user = None
-        if username and password:
-            user = await self.web.storage.authenticate_user(username, password)
-        if user is None:
-            return self.login_page(text["wrong_credentials"], 401, username)
-        response = await self.after_sign_in(user)
-        self.web.set_session_cookie(response, user.uid)
+        attempt = await self.web.throttle.attempt(username, self.web.client_ip(self.request))
+        if attempt.retry_after_s:
+            message = text["too_many_attempts"].format(seconds=attempt.retry_after_s)
+            response = self.login_page(message, 429, username)
+            response.headers["X-Error-Code"] = str(int(Code.REQUEST_LIMIT_REACHED))
+        else:
+            user = None
+            if username and password:
+                user = await self.web.storage.authenticate_user(username, password)
+            if user is None:
+                response = self.login_page(text["wrong_credentials"], 401, username)
+            else:
+                response = await self.after_sign_in(user)
+                self.web.set_session_cookie(response, user.uid)
+        response.headers.update(attempt.headers())
         return response
 
     async def after_sign_in(self, user: AuthenticatedUser) -> Response:
