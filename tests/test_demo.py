@@ -113,3 +113,20 @@ def test_second_start_reuses_the_demo(data_dir: Path) -> None:
     assert keys[0] and keys[1] and users[0] and users[1]
     assert keys[0].group(1) == keys[1].group(1)
     assert users[0].group(1) == users[1].group(1)
+
+
+def test_serve_refuses_a_port_in_use(served: Served, tmp_path: Path) -> None:
+    """A second server on the same port would silently share it (SO_REUSEPORT)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENPLATFORM_")}
+    env["OPENPLATFORM_DATA_DIR"] = str(tmp_path / "other")
+    second = subprocess.run(
+        [sys.executable, "-m", "openplatform", "serve", "--port", str(served.port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert f"127.0.0.1:{served.port} is already in use" in second.stderr
+    assert httpx.get(f"{served.base}/healthz").status_code == 200

@@ -4,8 +4,10 @@ admin tokens — human output by default, one JSON object with ``--json``."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
@@ -125,6 +127,7 @@ def serve(
             "replay, call_id and rate-limit state would not be shared between processes; "
             "set OPENPLATFORM_CACHE_URL=redis://… or use --workers 1"
         )
+    ensure_port_free(host, port)
     issuer = config.issuer_for(host, port)
     os.environ["OPENPLATFORM_ISSUER"] = issuer
     from openplatform.storage.migrate import upgrade_async
@@ -139,6 +142,21 @@ def serve(
     typer.echo(f"openplatform serving on {issuer} ({workers} worker(s), {server})")
     sys.stdout.flush()
     run_server(server, host, port, workers)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on. The servers bind with
+    SO_REUSEPORT (for their own workers), so without this check a second
+    ``serve`` would silently share the port and take half the requests."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(f"{host}:{port} is already in use by another process") from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def run_server(server: str, host: str, port: int, workers: int) -> None:

@@ -158,10 +158,11 @@ async def demo_callback(request: Request) -> Response:
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<title>openplatform demo callback</title>"
+        "<title>openplatform demo callback</title><link rel='icon' href='data:,'>"
         "<style>body{font:16px system-ui,sans-serif;max-width:46rem;margin:2rem auto;"
         "padding:0 1rem}pre{white-space:pre-wrap;word-break:break-all;background:#f4f4f4;"
-        "padding:.75rem}th{text-align:left;padding-right:1rem}</style></head><body>"
+        "padding:.75rem}th{text-align:left;padding-right:1rem;vertical-align:top}"
+        "td code{word-break:break-all}</style></head><body>"
         f"<h1>Demo app callback</h1><table>{rows}</table>{hint}</body></html>"
     )
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
