@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openplatform.cache import RateStatus
-from openplatform.gateway.rate_limits import method_matches, rate_headers, rules_for_call
+from openplatform.gateway.rate_limits import method_matches, rules_for_call
 from openplatform.storage.apps import RateLimit
 
 LIMITS = (
@@ -50,8 +50,14 @@ def test_edited_rule_gets_a_new_counter() -> None:
 
 
 def test_headers() -> None:
-    assert rate_headers(RateStatus(limit=10, remaining=3, reset_s=42, retry_after_s=0)) == {
+    assert RateStatus(limit=10, remaining=3, reset_s=42, retry_after_s=0).headers() == {
         "X-RateLimit-Limit": "10",
         "X-RateLimit-Remaining": "3",
         "X-RateLimit-Reset": "42",
+    }
+    assert RateStatus(limit=10, remaining=0, reset_s=42, retry_after_s=6).headers() == {
+        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "42",
+        "Retry-After": "6",
     }
