@@ -57,7 +57,12 @@ _GET_CONSENT = select(
 ).where(Consent.user_id == bindparam("user_id"), Consent.app_id == bindparam("app_id"))
 
 
-def _record(row: Consent | Row[*tuple[Any, ...]]) -> ConsentRecord:
+def _record_of_row(row: Row[*tuple[Any, ...]]) -> ConsentRecord:
+    """A row of ``_GET_CONSENT``, in the order of ConsentRecord's fields."""
+    return ConsentRecord(*row)
+
+
+def _record(row: Consent) -> ConsentRecord:
     return ConsentRecord(
         user_id=row.user_id,
         app_id=row.app_id,
@@ -73,7 +78,7 @@ class ConsentRepository:
 
     async def get(self, user_id: int, app_id: int) -> ConsentRecord | None:
         row = await self._sessions.first(_GET_CONSENT, {"user_id": user_id, "app_id": app_id})
-        return None if row is None else _record(row)
+        return None if row is None else _record_of_row(row)
 
     async def grant(self, user_id: int, app_id: int, scope: str | Iterable[str]) -> ConsentRecord:
         """Remember that the user granted ``scope``, adding to what they granted

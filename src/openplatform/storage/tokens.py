@@ -249,15 +249,16 @@ class TokenRepository:
         row = await self._sessions.first(_FIND_ACCESS_TOKEN, {"token_hash": hash_token(token)})
         if row is None:
             return None
+        id_, app_id, user_id, grant_id, scope, expires_at, revoked_at, created_at = row
         return AccessTokenRecord(
-            id=row.id,
-            app_id=row.app_id,
-            user_id=row.user_id,
-            grant_id=row.grant_id,
-            scope=row.scope,
-            expires_at=row.expires_at,
-            revoked=row.revoked_at is not None,
-            created_at=row.created_at,
+            id=id_,
+            app_id=app_id,
+            user_id=user_id,
+            grant_id=grant_id,
+            scope=scope,
+            expires_at=expires_at,
+            revoked=revoked_at is not None,
+            created_at=created_at,
         )
 
     async def find_session(self, session_key: str) -> SessionRecord | None:
@@ -266,17 +267,20 @@ class TokenRepository:
         row = await self._sessions.first(
             _FIND_SESSION, {"session_key_hash": hash_token(session_key)}
         )
-        if row is None or row.session_secret_encrypted is None:
+        if row is None:
+            return None
+        id_, app_id, user_id, grant_id, scope, secret_encrypted, expires_at, revoked_at = row
+        if secret_encrypted is None:
             return None
         return SessionRecord(
-            access_token_id=row.id,
-            app_id=row.app_id,
-            user_id=row.user_id,
-            grant_id=row.grant_id,
-            scope=row.scope,
-            session_secret=self._box.decrypt(row.session_secret_encrypted),
-            expires_at=row.expires_at,
-            revoked=row.revoked_at is not None,
+            access_token_id=id_,
+            app_id=app_id,
+            user_id=user_id,
+            grant_id=grant_id,
+            scope=scope,
+            session_secret=self._box.decrypt(secret_encrypted),
+            expires_at=expires_at,
+            revoked=revoked_at is not None,
         )
 
     async def revoke_access_token(self, token: str, app_id: int) -> bool:
