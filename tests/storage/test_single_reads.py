@@ -178,8 +178,13 @@ async def test_single_reads_on_sqlite_emit_only_the_select(sqlite_database: Data
 
     event.listen(sqlite_database.engine.sync_engine, "before_cursor_execute", record)
     try:
+        # Hot reads (statements built once) run on the shared reader: no pool.
         await sqlite_database.users.get(1)
         await sqlite_database.users.get_many([1, 2])
+        assert statements == []
+        # Any other single SELECT: a pooled connection, and nothing but the SELECT.
+        await sqlite_database.sessions.first(select(User.id))
+        await sqlite_database.sessions.all(select(User.id).where(User.id > 0))
         assert statements == ["SELECT", "SELECT"]
         statements.clear()
         async with sqlite_database.sessions.read() as session:

@@ -54,10 +54,12 @@ async def _user(database: Database, name: str) -> None:
 
 async def test_a_single_read_is_one_trip(database: Database, trips: list[str]) -> None:
     await _user(database, "warm")  # opens the pooled connection
+    await database.users.get(1)  # and the shared reader's
     trips.clear()
-    assert await database.users.get(1) is not None
+    assert await database.sessions.first(select(User.id)) is not None  # pooled
+    assert await database.users.get(1) is not None  # shared reader
     assert await database.users.get_many([1, 2]) != {}
-    assert len(trips) == 2
+    assert len(trips) == 3
 
 
 async def test_a_write_transaction_is_a_trip_per_statement_and_commit(

@@ -52,6 +52,7 @@ class Database:
 
     async def close(self) -> None:
         """Close every pooled connection (on SQLite this checkpoints the WAL)."""
+        await self.sessions.close()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Database:

@@ -15,6 +15,7 @@ aiosqlite's thread (:mod:`openplatform.storage.sqlite_driver`).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVarTuple, cast
@@ -36,6 +37,7 @@ from sqlalchemy.util import greenlet_spawn
 from openplatform.config import database_url_for_driver
 from openplatform.storage.errors import DatabaseUnavailable
 from openplatform.storage.sqlite_driver import OneTripDBAPI
+from openplatform.storage.sqlite_reads import SharedReader
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Sessions", "create_engine"]
 
@@ -156,13 +158,23 @@ class Sessions:
             self._single = engine.sync_engine.execution_options(**{_SINGLE_STATEMENT: True})
         else:
             self._single = engine.sync_engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader: SharedReader | None = None
+        path = engine.url.database
+        if engine.dialect.name == "sqlite" and path and path != ":memory:" and not engine.url.query:
+            self._reader = SharedReader(path, engine.dialect, SQLITE_BUSY_TIMEOUT_MS)
 
     async def first(
         self, statement: Select[*_Ts], parameters: _Parameters = None
     ) -> Row[*_Ts] | None:
-        """The first row of one SELECT, or None. A statement built once with
-        ``bindparam`` placeholders (their values in ``parameters``) is compiled
-        once and skips building its cache key on every call."""
+        """The first row of one SELECT, or None. Give a statement built once
+        (module level) with ``bindparam`` placeholders and their values in
+        ``parameters``: it is compiled once, and on a SQLite file it runs on
+        the shared reader (:mod:`openplatform.storage.sqlite_reads`), whose
+        rows are named tuples of the same columns (index, unpack or read them
+        by attribute)."""
+        rows = await self._fast(statement, parameters)
+        if rows is not None:
+            return rows[0] if rows else None
         try:
             return await greenlet_spawn(_first, self._single, statement, parameters)
         except _OUTAGES as exc:
@@ -172,10 +184,34 @@ class Sessions:
         self, statement: Select[*_Ts], parameters: _Parameters = None
     ) -> Sequence[Row[*_Ts]]:
         """Every row of one SELECT (see :meth:`first`)."""
+        rows = await self._fast(statement, parameters)
+        if rows is not None:
+            return rows
         try:
             return await greenlet_spawn(_all, self._single, statement, parameters)
         except _OUTAGES as exc:
             raise DatabaseUnavailable(_outage_message(exc)) from exc
+
+    async def _fast(
+        self, statement: Select[*_Ts], parameters: _Parameters
+    ) -> Sequence[Row[*_Ts]] | None:
+        """The rows from the shared SQLite reader; None where it does not apply."""
+        if self._reader is None or parameters is None:
+            return None
+        compiled = self._reader.prepared(statement)
+        if compiled is None:
+            return None
+        try:
+            rows = await self._reader.fetch(compiled, parameters)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise DatabaseUnavailable(_outage_message(exc)) from exc
+        # Named tuples of the statement's columns: what callers use of a Row.
+        return cast("Sequence[Row[*_Ts]] | None", rows)
+
+    async def close(self) -> None:
+        """Close the shared SQLite reader (the engine's pool is the engine's)."""
+        if self._reader is not None:
+            await self._reader.close()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
