@@ -46,7 +46,7 @@ class _Compiled:
     positions: tuple[str, ...]
     expanding: frozenset[str]
     bind_processors: dict[str, _Processor]
-    result_processors: tuple[_Processor, ...]
+    result_processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, processor)
     row: Callable[..., tuple[Any, ...]]
     defaults: dict[str, Any]
     expanded_sql: dict[tuple[int, ...], str] = field(default_factory=dict)
@@ -66,8 +66,10 @@ class _Compiled:
                 for name in positions
             },
             result_processors=tuple(
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in statement.selected_columns
+                (index, process)
+                for index, column in enumerate(statement.selected_columns)
+                if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
+                is not None
             ),
             row=namedtuple("Row", keys, rename=True),
             defaults={
@@ -108,10 +110,13 @@ class _Compiled:
     def rows(self, raw: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         processors = self.result_processors
         make = self.row
-        return [
-            make(*(v if p is None else p(v) for p, v in zip(processors, raw_row, strict=True)))
-            for raw_row in raw
-        ]
+        rows = []
+        for raw_row in raw:
+            values = list(raw_row)
+            for index, process in processors:
+                values[index] = process(values[index])
+            rows.append(make(*values))
+        return rows
 
 
 class SharedReader:
