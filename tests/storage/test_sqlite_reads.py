@@ -100,3 +100,25 @@ async def test_the_reader_closes_with_the_database(database: Database) -> None:
     assert not connection._running
     # A read after close opens the reader again (as the engine's pool would).
     assert await database.users.get(1) is None
+
+
+async def test_concurrent_reads_each_get_their_own_rows(database: Database) -> None:
+    """Reads in flight together share one connection: none sees another's rows,
+    and a write committed meanwhile is seen by every read that starts after it."""
+    import asyncio
+
+    now = utcnow()
+    async with database.sessions.write() as session:
+        session.add_all(
+            [User(username=f"c{n}", password_hash="x", created_at=now) for n in range(1, 101)]
+        )
+    users = await asyncio.gather(*(database.users.get(uid) for uid in range(1, 101)))
+    assert [user.username if user else None for user in users] == [f"c{n}" for n in range(1, 101)]
+    batches = await asyncio.gather(
+        *(database.users.get_many(range(start, start + 10)) for start in range(1, 92))
+    )
+    for start, batch in zip(range(1, 92), batches, strict=True):
+        assert sorted(batch) == list(range(start, start + 10))
+    await database.users.update(50, {"display_name": "changed"})
+    again = await asyncio.gather(*(database.users.get(50) for _ in range(20)))
+    assert {user.display_name if user else None for user in again} == {"changed"}
