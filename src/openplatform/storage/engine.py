@@ -9,8 +9,10 @@ blocked: WAL). PostgreSQL (asyncpg) uses READ COMMITTED; a read-modify-write
 locks its row (``SELECT … FOR UPDATE``) or is a single conditional statement.
 
 Reads that are one SELECT skip all of that (:meth:`Sessions.first`): one
-statement, no transaction around it. On SQLite each statement is one trip to
-aiosqlite's thread (:mod:`openplatform.storage.sqlite_driver`).
+statement, no transaction around it — on a SQLite file through one shared
+read-only connection (:mod:`openplatform.storage.sqlite_reads`). Every other
+SQLite statement is one trip to aiosqlite's thread
+(:mod:`openplatform.storage.sqlite_driver`).
 """
 
 from __future__ import annotations
@@ -139,8 +141,9 @@ class Sessions:
 
     A single SELECT sees one consistent snapshot on its own (SQLite runs it in
     an implicit read transaction, PostgreSQL in its own statement snapshot), so
-    :meth:`first` and :meth:`all` run it on a pooled connection in autocommit
-    mode: no BEGIN/COMMIT round trips, no ORM session, Core rows. It reads
+    :meth:`first` and :meth:`all` run it in autocommit mode (a pooled
+    connection, or SQLite's shared reader): no BEGIN/COMMIT round trips, no
+    ORM session, Core rows. It reads
     the latest committed data, so a token revoked by any process is seen as
     revoked by the next read.
     """
