@@ -27,7 +27,7 @@ def service_unavailable(name: str, why: str) -> None:
     message = f"{name} is not reachable: {why}"
     if services_required():
         pytest.fail(f"{message} (OPENPLATFORM_REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(message)
+    pytest.skip(message)  # the service is not reachable: skip unless required
 
 
 def port_open(host: str, port: int) -> str | None:
