@@ -145,3 +145,12 @@ async def test_wrong_http_method_on_oauth_is_invalid_request(client: httpx.Async
     body = response.json()
     assert (body["error"], body["error_code"]) == ("invalid_request", 10000)
     assert "POST" in response.headers["Allow"]
+
+
+async def test_metrics_label_api_calls_by_method_and_code(client: httpx.AsyncClient) -> None:
+    """PROTOCOL §5: requests by method and error code (only registered names)."""
+    await client.get("/rest/2.0/users.getInfo?api_key=ak_nobody&uids=1")
+    await client.get("/rest/2.0/no.suchMethod?api_key=ak_nobody")
+    text = (await client.get("/metrics")).text
+    assert 'api_method="users.getInfo",error_code="101",route="api"' in text
+    assert "no.suchMethod" not in text
