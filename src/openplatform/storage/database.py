@@ -14,6 +14,7 @@ from openplatform.storage.apps import AppRepository
 from openplatform.storage.consents import ConsentRepository
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.engine import Sessions, create_engine
+from openplatform.storage.platform_settings import PlatformSettingsRepository
 from openplatform.storage.tokens import TokenRepository
 from openplatform.storage.users import UserRepository
 
@@ -33,6 +34,7 @@ class Database:
         self.tokens = TokenRepository(self.sessions, box)
         self.consents = ConsentRepository(self.sessions)
         self.admin_tokens = AdminTokenRepository(self.sessions)
+        self.platform_settings = PlatformSettingsRepository(self.sessions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:

@@ -34,6 +34,7 @@ __all__ = [
     "Base",
     "Consent",
     "Grant",
+    "PlatformSetting",
     "RefreshToken",
     "UTCDateTime",
     "User",
@@ -236,3 +237,14 @@ class AdminToken(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class PlatformSetting(Base):
+    """A platform-wide setting shared by every server process on every host
+    (e.g. the maintenance switch of PROTOCOL §5): a JSON object by key."""
+
+    __tablename__ = "platform_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
