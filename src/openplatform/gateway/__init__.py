@@ -26,7 +26,7 @@ def gateway_routes(services: Services, registry: MethodRegistry | None = None) -
         services,
         registry if registry is not None else default_registry(),
         app_cache(services),
-        maintenance_switch(services.settings),
+        maintenance_switch(services),
     )
     app = GatewayApp(gateway)
     return [Route("/rest/2.0", app), Route("/rest/2.0/{method:path}", app)]

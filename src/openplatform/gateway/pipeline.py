@@ -119,7 +119,7 @@ class Gateway:
         fmt: Format = "xml" if call.first("format") == "xml" else "json"
         answer = _Answer(negotiate_lang(call.first("lang"), call.accept_language), fmt)
         try:
-            spec = self._method(call)
+            spec = await self._method(call)
             answer.method = spec.name
             result = await self._run(call, spec, answer)
             response = result_response(
@@ -178,10 +178,11 @@ class Gateway:
             return False
         return app is not None and app.settings.legacy_http_200
 
-    def _method(self, call: IncomingCall) -> MethodSpec:
-        """Checks 1 and 2: maintenance, then the method exists."""
+    async def _method(self, call: IncomingCall) -> MethodSpec:
+        """Checks 1 and 2: maintenance (the state this process caches, no
+        query per call), then the method exists."""
         name = call.path_method or call.first("method") or ""
-        check_maintenance(self._maintenance.current(), name)
+        check_maintenance(await self._maintenance.current(), name)
         spec = self._registry.get(name)
         if spec is None:
             raise ApiError(
