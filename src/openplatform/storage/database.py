@@ -11,6 +11,7 @@ from sqlalchemy import text
 from openplatform.config import Settings
 from openplatform.storage.admin_tokens import AdminTokenRepository
 from openplatform.storage.apps import AppRepository
+from openplatform.storage.call_stats import CallStatsRepository
 from openplatform.storage.consents import ConsentRepository
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.engine import Sessions, create_engine
@@ -35,6 +36,7 @@ class Database:
         self.consents = ConsentRepository(self.sessions)
         self.admin_tokens = AdminTokenRepository(self.sessions)
         self.platform_settings = PlatformSettingsRepository(self.sessions)
+        self.call_stats = CallStatsRepository(self.sessions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AccessToken",
     "AdminToken",
+    "ApiCallStat",
     "App",
     "AuthorizationCode",
     "Base",
@@ -248,3 +249,21 @@ class PlatformSetting(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class ApiCallStat(Base):
+    """Calls of one app per minute, method and error code (PROTOCOL §5,
+    ``GET /admin/api/stats``). Every server process adds its own counts with
+    one upsert (:mod:`openplatform.storage.call_stats`), so the rows are the
+    exact sum over processes and hosts."""
+
+    __tablename__ = "api_call_stats"
+    __table_args__ = (UniqueConstraint("app_id", "minute", "method", "error_code"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    minute: Mapped[int] = mapped_column(BigInteger)  # epoch seconds, a multiple of 60
+    method: Mapped[str] = mapped_column(String(100))
+    error_code: Mapped[int] = mapped_column(Integer)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    latency_us_total: Mapped[int] = mapped_column(BigInteger)

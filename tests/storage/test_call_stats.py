@@ -1,0 +1,95 @@
+"""CallStatsRepository and migration 0003 (``api_call_stats``) on SQLite and
+PostgreSQL: upserts from several writers add up exactly."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import delete, func, select
+
+from openplatform.storage.apps import AppSettings
+from openplatform.storage.call_stats import CallStat
+from openplatform.storage.crypto import SecretBox
+from openplatform.storage.database import Database
+from openplatform.storage.models import ApiCallStat, App
+from tests.conftest import TEST_SECRET_KEY
+
+
+async def _rows(database: Database) -> int:
+    async with database.sessions.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(ApiCallStat)) or 0)
+
+
+async def test_add_sums_and_reads_in_order(database: Database) -> None:
+    app = await database.apps.create(AppSettings(name="a"))
+    stats = database.call_stats
+    assert await stats.add([]) == 0
+    await stats.add(
+        [
+            CallStat(app.id, 120, "users.getInfo", 0, 3, 3000),
+            CallStat(app.id, 60, "users.getInfo", 104, 2, 500),
+            CallStat(app.id, 60, "app.getInfo", 0, 1, 100),
+        ]
+    )
+    await stats.add([CallStat(app.id, 120, "users.getInfo", 0, 2, 7000)])
+    rows = await stats.in_range(app.id, 0, 10_000)
+    assert [(r.minute, r.method, r.error_code, r.calls, r.latency_us_total) for r in rows] == [
+        (60, "app.getInfo", 0, 1, 100),
+        (60, "users.getInfo", 104, 2, 500),
+        (120, "users.getInfo", 0, 5, 10000),
+    ]
+    assert rows[2].avg_latency_ms == 2.0
+    assert [r.minute for r in await stats.in_range(app.id, 61, 120)] == [120]
+    assert await stats.in_range(app.id, 0, 59) == []
+
+
+async def test_independent_writers_add_up_exactly(database_url: str, database: Database) -> None:
+    app = await database.apps.create(AppSettings(name="a"))
+    others = [Database(database_url, SecretBox(TEST_SECRET_KEY)) for _ in range(3)]
+    try:
+
+        async def writer(db: Database, n: int) -> None:
+            for i in range(5):
+                await db.call_stats.add(
+                    [
+                        CallStat(app.id, 60, "users.getInfo", 0, n, 10 * n),
+                        CallStat(app.id, 60 * (i + 2), "users.getInfo", 104, 1, 1),
+                    ]
+                )
+
+        await asyncio.gather(*(writer(db, n + 1) for n, db in enumerate([database, *others])))
+    finally:
+        for db in others:
+            await db.close()
+    rows = await database.call_stats.in_range(app.id, 0, 10_000)
+    first = rows[0]
+    assert (first.minute, first.error_code, first.calls) == (60, 0, 5 * (1 + 2 + 3 + 4))
+    assert first.latency_us_total == 10 * first.calls
+    assert [(r.minute, r.calls) for r in rows[1:]] == [(60 * (i + 2), 4) for i in range(5)]
+
+
+async def test_counts_of_deleted_apps_are_dropped(database: Database) -> None:
+    kept = await database.apps.create(AppSettings(name="kept"))
+    gone = await database.apps.create(AppSettings(name="gone"))
+    await database.call_stats.add([CallStat(gone.id, 60, "m.x", 0, 1, 1)])
+    await database.apps.delete(gone.id)
+    await database.call_stats.delete_app(gone.id)
+    assert await database.call_stats.in_range(gone.id, 0, 10_000) == []
+    written = await database.call_stats.add(
+        [
+            CallStat(gone.id, 60, "m.x", 0, 1, 1),
+            CallStat(kept.id, 60, "m.x", 0, 1, 1),
+            CallStat(999_999, 60, "m.x", 0, 1, 1),
+        ]
+    )
+    assert written == 1
+    assert await _rows(database) == 1
+
+
+async def test_rows_go_with_their_app_row(database: Database) -> None:
+    """The foreign key cascades (should an app row ever be removed)."""
+    app = await database.apps.create(AppSettings(name="a"))
+    await database.call_stats.add([CallStat(app.id, 60, "m.x", 0, 1, 1)])
+    async with database.sessions.write() as session:
+        await session.execute(delete(App).where(App.id == app.id))
+    assert await _rows(database) == 0
