@@ -71,7 +71,7 @@ async def test_upgrade_from_0001_to_head(empty_database_url: str) -> None:
     finally:
         await engine.dispose()
     assert labels == ["kept"]
-    assert await current_revision(empty_database_url) == head_revision() == "0002"
+    assert await current_revision(empty_database_url) == head_revision()
     tables, differences = await schema_of(empty_database_url)
     assert tables == EXPECTED_TABLES
     assert differences == []
