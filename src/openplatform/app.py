@@ -22,6 +22,7 @@ from openplatform.cache import SharedStateUnavailable, open_shared_state
 from openplatform.config import Settings
 from openplatform.errors import CATALOGUE, ApiError, Code, OAuthError
 from openplatform.errors.render import api_error_response, negotiate_lang, oauth_error_response
+from openplatform.gateway.call_counter import call_counter
 from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
 from openplatform.services import Services
 from openplatform.storage.errors import DatabaseUnavailable
@@ -264,9 +265,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             from openplatform.storage.migrate import upgrade_async
 
             await upgrade_async(settings)
+        calls = call_counter(the_services)  # PROTOCOL §5 stats, flushed in the background
+        calls.start()
         try:
             yield
         finally:
+            await calls.stop()
             if own:
                 await the_services.close()
 

@@ -7,6 +7,7 @@ unknown app, 804 for a username already taken.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from openplatform.errors import ApiError, Code
 from openplatform.errors.render import api_error_response, negotiate_lang
 from openplatform.gateway.app_cache import invalidate_app
+from openplatform.gateway.call_counter import call_counter
 from openplatform.gateway.maintenance import set_maintenance
 from openplatform.services import Services
 from openplatform.storage.apps import AppRecord, AppSettings
@@ -120,6 +122,7 @@ async def rotate_secret(request: Request, services: Services) -> Response:
 async def delete_app(request: Request, services: Services) -> Response:
     app = await _app_or_900(services, request)
     await services.database.apps.delete(app.id)
+    await services.database.call_stats.delete_app(app.id)
     invalidate_app(services, app.id)
     return Response(status_code=204, headers={"X-Error-Code": "0"})
 
@@ -195,6 +198,52 @@ async def put_maintenance(request: Request, services: Services) -> Response:
     return _json({"enabled": state.enabled, "methods": sorted(state.methods)})
 
 
+STATS_DEFAULT_WINDOW_S = 3600
+
+
+def _int_query(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ApiError(Code.INVALID_PARAMETER, f"{name} {raw[:40]!r} is not a number")
+    return int(raw)
+
+
+async def get_stats(request: Request, services: Services) -> Response:
+    """``GET /admin/api/stats?app_id=…[&since=…][&until=…]`` (PROTOCOL §5):
+    the app's calls per minute, method and error code, for the minutes that
+    overlap ``since``..``until`` (unix seconds; default the last 60 minutes).
+    This process's counts not yet written are written first."""
+    app_id = _int_query(request, "app_id")
+    if app_id is None:
+        raise ApiError(Code.INVALID_PARAMETER, "app_id is required")
+    until = _int_query(request, "until")
+    since = _int_query(request, "since")
+    if until is None:
+        until = int(time.time())
+    if since is None:
+        since = until // 60 * 60 - STATS_DEFAULT_WINDOW_S + 60
+    if since > until:
+        raise ApiError(Code.INVALID_PARAMETER, "since must not be after until")
+    app = await services.database.apps.get(app_id)
+    if app is None or app.status == "deleted":
+        raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app_id}")
+    await call_counter(services).flush()
+    stats = await services.database.call_stats.in_range(app.id, since // 60 * 60, until)
+    minutes = [
+        {
+            "minute": stat.minute,
+            "method": stat.method,
+            "error_code": stat.error_code,
+            "calls": stat.calls,
+            "avg_latency_ms": stat.avg_latency_ms,
+        }
+        for stat in stats
+    ]
+    return _json({"app_id": app.id, "minutes": minutes})
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -237,4 +286,5 @@ def admin_routes(services: Services) -> list[BaseRoute]:
         route("/admin/api/users", create_user, "POST"),
         route("/admin/api/users/{uid}", patch_user, "PATCH"),
         route("/admin/api/maintenance", put_maintenance, "PUT"),
+        route("/admin/api/stats", get_stats, "GET"),
     ]

@@ -37,6 +37,7 @@ from openplatform.errors.render import (
     result_response,
 )
 from openplatform.gateway.app_cache import AppCache
+from openplatform.gateway.call_counter import call_counter
 from openplatform.gateway.call_id import call_id_key, check_call_id
 from openplatform.gateway.client_ip import check_ip_allowlist, resolve_client_ip
 from openplatform.gateway.maintenance import MaintenanceSwitch, check_maintenance
@@ -87,6 +88,7 @@ class _Answer:
     legacy_http_200: bool | None = None  # None until check 5 has found the app
     headers: dict[str, str] = field(default_factory=dict)
     method: str | None = None
+    app_id: int | None = None  # the app once known (for the call counts of §5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,13 @@ class Gateway:
         self._registry = registry
         self._apps = apps
         self._maintenance = maintenance
+        self._calls = call_counter(services)
 
     async def handle(self, call: IncomingCall) -> tuple[Response, str | None]:
-        """The response, and the method name when it is a registered one."""
+        """The response, and the method name when it is a registered one.
+        Calls of a registered method by a known app are counted (PROTOCOL §5)."""
+        started = time.perf_counter()
+        code = 0
         fmt: Format = "xml" if call.first("format") == "xml" else "json"
         answer = _Answer(negotiate_lang(call.first("lang"), call.accept_language), fmt)
         try:
@@ -130,10 +136,12 @@ class Gateway:
                 headers=answer.headers,
             )
         except ApiError as error:
+            code = error.code
             if answer.legacy_http_200 is None:
-                answer.legacy_http_200 = await self._legacy_before_check_5(call)
+                answer.legacy_http_200 = await self._legacy_before_check_5(call, answer)
             response = self._error(error, call, answer)
         except (DatabaseUnavailable, SharedStateUnavailable) as outage:
+            code = Code.SERVICE_UNAVAILABLE
             log.warning("answering 2 to request %s: %s", call.request_id, outage)
             unavailable = ApiError(
                 Code.SERVICE_UNAVAILABLE,
@@ -142,9 +150,14 @@ class Gateway:
             )
             response = self._error(unavailable, call, answer)
         except Exception:
+            code = Code.UNKNOWN
             log.exception("unexpected error in %s (request id %s)", answer.method, call.request_id)
             response = self._error(
                 ApiError(Code.UNKNOWN, f"request id {call.request_id}"), call, answer
+            )
+        if answer.method is not None and answer.app_id is not None:
+            self._calls.record(
+                answer.app_id, answer.method, int(code), time.perf_counter() - started
             )
         return response, answer.method
 
@@ -165,10 +178,11 @@ class Gateway:
             legacy_http_200=bool(answer.legacy_http_200),
         )
 
-    async def _legacy_before_check_5(self, call: IncomingCall) -> bool:
+    async def _legacy_before_check_5(self, call: IncomingCall, answer: _Answer) -> bool:
         """PROTOCOL §1: a ``legacy_http_200`` app gets HTTP 200 for every API
         error — also those of checks 1-4, answered before its app was looked
-        up. The app cache answers; a lookup that fails keeps the HTTP status."""
+        up. The app cache answers; a lookup that fails keeps the HTTP status.
+        An active app found so is the app the call counts for."""
         api_key = call.first("api_key")
         if not api_key:
             return False
@@ -176,7 +190,11 @@ class Gateway:
             app = await self._apps.by_api_key(api_key)
         except (DatabaseUnavailable, SharedStateUnavailable):
             return False
-        return app is not None and app.settings.legacy_http_200
+        if app is None:
+            return False
+        if app.active:
+            answer.app_id = app.id
+        return app.settings.legacy_http_200
 
     async def _method(self, call: IncomingCall) -> MethodSpec:
         """Checks 1 and 2: maintenance (the state this process caches, no
@@ -203,6 +221,7 @@ class Gateway:
         # 5
         app, token = await self._app(params.get("api_key"), access_token)
         answer.legacy_http_200 = app.settings.legacy_http_200
+        answer.app_id = app.id
         # 6, 7
         client_ip = resolve_client_ip(call.peer, call.forwarded_for, settings.trusted_proxies)
         check_ip_allowlist(client_ip, app.settings.ip_networks)
