@@ -14,6 +14,9 @@ from openplatform.storage.database import Database
 from openplatform.storage.models import ApiCallStat, App
 from tests.conftest import TEST_SECRET_KEY
 
+ROUNDS = 10
+KEYS = 200
+
 
 async def _rows(database: Database) -> int:
     async with database.sessions.read() as session:
@@ -44,28 +47,35 @@ async def test_add_sums_and_reads_in_order(database: Database) -> None:
 
 
 async def test_independent_writers_add_up_exactly(database_url: str, database: Database) -> None:
+    """Four Database objects (as four processes would have) upsert the same
+    keys listed in opposite orders, at once: no deadlock, exact sums."""
     app = await database.apps.create(AppSettings(name="a"))
     others = [Database(database_url, SecretBox(TEST_SECRET_KEY)) for _ in range(3)]
     try:
 
         async def writer(db: Database, n: int) -> None:
-            for i in range(5):
-                await db.call_stats.add(
-                    [
-                        CallStat(app.id, 60, "users.getInfo", 0, n, 10 * n),
-                        CallStat(app.id, 60 * (i + 2), "users.getInfo", 104, 1, 1),
-                    ]
-                )
+            for i in range(ROUNDS):
+                stats = [
+                    CallStat(app.id, 60, "users.getInfo", 0, n, 10 * n),
+                    *(
+                        CallStat(app.id, 60 * (j + 2), "users.getInfo", 104, 1, 1)
+                        for j in range(KEYS)
+                    ),
+                ]
+                # Writers list the same keys in different orders.
+                await db.call_stats.add(stats[::-1] if (n + i) % 2 else stats)
 
         await asyncio.gather(*(writer(db, n + 1) for n, db in enumerate([database, *others])))
     finally:
         for db in others:
             await db.close()
-    rows = await database.call_stats.in_range(app.id, 0, 10_000)
+    rows = await database.call_stats.in_range(app.id, 0, 2**40)
     first = rows[0]
-    assert (first.minute, first.error_code, first.calls) == (60, 0, 5 * (1 + 2 + 3 + 4))
+    assert (first.minute, first.error_code, first.calls) == (60, 0, ROUNDS * (1 + 2 + 3 + 4))
     assert first.latency_us_total == 10 * first.calls
-    assert [(r.minute, r.calls) for r in rows[1:]] == [(60 * (i + 2), 4) for i in range(5)]
+    assert [(r.minute, r.calls) for r in rows[1:]] == [
+        (60 * (j + 2), 4 * ROUNDS) for j in range(KEYS)
+    ]
 
 
 async def test_counts_of_deleted_apps_are_dropped(database: Database) -> None:

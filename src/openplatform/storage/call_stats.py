@@ -60,6 +60,10 @@ class CallStat:
         return round(self.latency_us_total / self.calls / 1000, 3) if self.calls else 0.0
 
 
+def _key(stat: CallStat) -> tuple[int, int, str, int]:
+    return (stat.app_id, stat.minute, stat.method, stat.error_code)
+
+
 class CallStatsRepository:
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
@@ -89,7 +93,9 @@ class CallStatsRepository:
                     "calls": stat.calls,
                     "latency_us_total": stat.latency_us_total,
                 }
-                for stat in stats
+                # One key order for every writer: concurrent upserts of the same
+                # keys then wait for each other instead of deadlocking.
+                for stat in sorted(stats, key=_key)
                 if stat.app_id in live
             ]
             for start in range(0, len(rows), BATCH_ROWS):
