@@ -112,10 +112,15 @@ async def _empty_postgres_tables(url: str) -> None:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database, as a user would write its URL: a fresh SQLite
-    file (copied from a template), or the run's PostgreSQL database with every
-    table emptied."""
-    if request.param == "sqlite":
+    """A migrated, empty database (see :func:`fresh_database_url`)."""
+    return fresh_database_url(request.param, request, tmp_path)
+
+
+def fresh_database_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of ``kind`` (``sqlite`` or ``postgres``), as a
+    user would write its URL: a fresh SQLite file (copied from a template), or
+    the run's PostgreSQL database with every table emptied."""
+    if kind == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         path = tmp_path / "openplatform.db"
         shutil.copyfile(template, path)

@@ -4,7 +4,6 @@ state, with an app, users and tokens to call it with."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from openplatform.storage.database import Database
 from openplatform.storage.models import User, utcnow
 from openplatform.storage.tokens import IssuedTokens
 from openplatform.storage.users import UserRecord
-from tests.conftest import TEST_SECRET_KEY, _empty_postgres_tables, run_in_thread
+from tests.conftest import TEST_SECRET_KEY, fresh_database_url
 from tests.gateway.client import ApiClient
 
 
@@ -74,14 +73,7 @@ def backends(request: pytest.FixtureRequest) -> Backends:
 
 @pytest.fixture
 def gateway_database_url(backends: Backends, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if backends.database == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "openplatform.db"
-        shutil.copyfile(template, path)
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("migrated_postgres_url")
-    run_in_thread(_empty_postgres_tables(url))
-    return url
+    return fresh_database_url(backends.database, request, tmp_path)
 
 
 @pytest.fixture
