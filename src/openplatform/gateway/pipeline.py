@@ -308,14 +308,16 @@ class Gateway:
     ) -> tuple[AppRecord, AccessTokenRecord | None]:
         """Check 5: the app of ``api_key``, else of the bearer token (whose
         record is read now and judged at check 12)."""
+        tokens = self._services.database.tokens
         token = None
-        if access_token is not None:
-            token = await self._services.database.tokens.find_access_token(access_token)
         if api_key is not None:
             app = await self._apps.by_api_key(api_key)
             if app is None:
                 raise ApiError(Code.INVALID_API_KEY)
+            if access_token is not None:
+                token = await tokens.find_access_token(access_token)
         elif access_token is not None:
+            token = await tokens.find_access_token(access_token)
             # Without api_key the token names the app; a token that does not
             # exist (a deleted app's included) names none.
             app = None if token is None else await self._apps.by_id(token.app_id)
