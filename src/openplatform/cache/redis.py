@@ -285,15 +285,6 @@ class RedisSharedState(SharedState):
     async def ping(self) -> None:
         await self._redis.ping()
 
-    @staticmethod
-    async def _abandon(link: _Link) -> None:
-        """Forget a connection of another event loop, closing it if that loop is
-        over (its waiting calls, if any, went with their loop)."""
-        link.broken = True
-        if link.loop.is_closed():
-            with contextlib.suppress(RuntimeError, OSError):
-                await link.connection.disconnect(nowait=True)
-
     async def close(self) -> None:
         await self._hot.close()
         await self._redis.aclose()

@@ -5,6 +5,7 @@ users, consents, and the atomic code/refresh operations of
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from openplatform.oauth.storage import (
     AuthenticatedUser,
@@ -23,10 +24,12 @@ from openplatform.storage.apps import AppRecord
 from openplatform.storage.database import Database
 from openplatform.storage.models import utcnow
 from openplatform.storage.tokens import (
+    AccessTokenRecord,
     CodeRecord,
     Exchange,
     IssuePlan,
     RefreshRecord,
+    RefreshTokenRecord,
 )
 from openplatform.storage.tokens import IssuedTokens as StoredTokens
 
@@ -179,34 +182,31 @@ class SqlOAuthStorage:
 
     async def _access_info(self, token: str, client: Client) -> TokenInfo | None:
         record = await self._db.tokens.find_access_token(token)
-        if record is None or record.app_id != client.app_id or record.revoked:
+        if record is None or record.revoked:
             return None
-        if record.expired(utcnow()):
-            return None
-        username = await self._username(record.user_id)
-        return TokenInfo(
-            token_type="access_token",
-            client_id=client.client_id,
-            scope=tuple(record.scope.split()),
-            user_id=record.user_id,
-            username=username,
-            issued_at=record.created_at,
-            expires_at=record.expires_at,
-        )
+        return await self._info("access_token", record, client)
 
     async def _refresh_info(self, token: str, client: Client) -> TokenInfo | None:
         record = await self._db.tokens.find_refresh_token(token)
-        if record is None or record.app_id != client.app_id or record.revoked or record.rotated:
+        if record is None or record.revoked or record.rotated:
             return None
-        if utcnow() >= record.expires_at:
+        return await self._info("refresh_token", record, client)
+
+    async def _info(
+        self,
+        token_type: Literal["access_token", "refresh_token"],
+        record: AccessTokenRecord | RefreshTokenRecord,
+        client: Client,
+    ) -> TokenInfo | None:
+        """RFC 7662 §2.2: active only for the presenting client, until it expires."""
+        if record.app_id != client.app_id or record.expired(utcnow()):
             return None
-        username = await self._username(record.user_id)
         return TokenInfo(
-            token_type="refresh_token",
+            token_type=token_type,
             client_id=client.client_id,
             scope=tuple(record.scope.split()),
             user_id=record.user_id,
-            username=username,
+            username=await self._username(record.user_id),
             issued_at=record.created_at,
             expires_at=record.expires_at,
         )

@@ -62,8 +62,23 @@ class IssuedTokens:
     grant_id: int
 
 
+class _Lifetime:
+    """What every token record answers: its scopes and whether it has expired."""
+
+    __slots__ = ()
+    scope: str
+    expires_at: datetime
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or utcnow()) >= self.expires_at
+
+
 @dataclass(frozen=True, slots=True)
-class AccessTokenRecord:
+class AccessTokenRecord(_Lifetime):
     """An access token as stored. Callers answer 110 when ``revoked`` and 111
     when expired (PROTOCOL §3.3 check 12)."""
 
@@ -76,16 +91,9 @@ class AccessTokenRecord:
     revoked: bool
     created_at: datetime
 
-    @property
-    def scopes(self) -> frozenset[str]:
-        return frozenset(self.scope.split())
-
-    def expired(self, now: datetime | None = None) -> bool:
-        return (now or utcnow()) >= self.expires_at
-
 
 @dataclass(frozen=True, slots=True)
-class SessionRecord:
+class SessionRecord(_Lifetime):
     """A legacy session (PROTOCOL §3.1 ``session_key``): it lives and dies with
     its access token (``access_token_id``). Callers answer 102 when unknown or
     ``revoked``, 112 when expired; ``session_secret`` signs (§3.2)."""
@@ -98,13 +106,6 @@ class SessionRecord:
     session_secret: str = field(repr=False)
     expires_at: datetime
     revoked: bool
-
-    @property
-    def scopes(self) -> frozenset[str]:
-        return frozenset(self.scope.split())
-
-    def expired(self, now: datetime | None = None) -> bool:
-        return (now or utcnow()) >= self.expires_at
 
 
 # The hot reads of every call (PROTOCOL §3.3 checks 5, 8, 12): built once, so
@@ -616,7 +617,7 @@ class RefreshRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshTokenRecord:
+class RefreshTokenRecord(_Lifetime):
     app_id: int
     user_id: int | None
     grant_id: int
