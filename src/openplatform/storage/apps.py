@@ -300,6 +300,15 @@ class AppSettings:
         }
 
 
+def _known_items(key: str, value: object, known: Sequence[str], what: str) -> tuple[str, ...]:
+    """A list of names, each one of ``known``."""
+    items = _str_list(key, value)
+    for i, item in enumerate(items):
+        if item not in known:
+            raise _invalid(f"{key}[{i}]: unknown {what} {item!r} (known: {', '.join(known)})")
+    return _unique(items)
+
+
 def _validate(key: str, value: object) -> object:
     """One setting, checked and normalized."""
     if key == "name":
@@ -312,21 +321,9 @@ def _validate(key: str, value: object) -> object:
         items = _str_list(key, value)
         return _unique([_redirect_uri(f"{key}[{i}]", item) for i, item in enumerate(items)])
     if key == "scopes":
-        items = _str_list(key, value)
-        for i, item in enumerate(items):
-            if item not in KNOWN_SCOPES:
-                raise _invalid(
-                    f"{key}[{i}]: unknown scope {item!r} (known: {', '.join(KNOWN_SCOPES)})"
-                )
-        return _unique(items)
+        return _known_items(key, value, KNOWN_SCOPES, "scope")
     if key == "grants":
-        items = _str_list(key, value)
-        for i, item in enumerate(items):
-            if item not in KNOWN_GRANTS:
-                raise _invalid(
-                    f"{key}[{i}]: unknown grant {item!r} (known: {', '.join(KNOWN_GRANTS)})"
-                )
-        return _unique(items)
+        return _known_items(key, value, KNOWN_GRANTS, "grant")
     if key == "ip_allowlist":
         items = _str_list(key, value)
         return _unique([_ip_entry(f"{key}[{i}]", item) for i, item in enumerate(items)])
