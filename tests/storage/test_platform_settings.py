@@ -9,10 +9,14 @@ from sqlalchemy import text
 
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.database import Database
-from openplatform.storage.engine import create_engine
 from openplatform.storage.migrate import current_revision, head_revision, upgrade_async
 from tests.conftest import TEST_SECRET_KEY
-from tests.storage.test_migrate import EXPECTED_TABLES, empty_database_url, schema_of
+from tests.storage.test_migrate import (
+    EXPECTED_TABLES,
+    empty_database_url,
+    schema_of,
+    upgrade_keeps_a_row,
+)
 
 __all__ = ["empty_database_url"]
 
@@ -55,22 +59,7 @@ async def test_upgrade_from_0001_to_head(empty_database_url: str) -> None:
     assert await current_revision(empty_database_url) == "0001"
     tables, _ = await schema_of(empty_database_url)
     assert "platform_settings" not in tables
-    engine = create_engine(empty_database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO admin_tokens (token_hash, label, created_at) "
-                    "VALUES (:h, 'kept', CURRENT_TIMESTAMP)"
-                ),
-                {"h": "0" * 64},
-            )
-        await upgrade_async(empty_database_url)
-        async with engine.connect() as conn:
-            labels = (await conn.execute(text("SELECT label FROM admin_tokens"))).scalars().all()
-    finally:
-        await engine.dispose()
-    assert labels == ["kept"]
+    assert await upgrade_keeps_a_row(empty_database_url)
     assert await current_revision(empty_database_url) == head_revision()
     tables, differences = await schema_of(empty_database_url)
     assert tables == EXPECTED_TABLES
