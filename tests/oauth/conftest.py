@@ -91,3 +91,19 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[OAuthWorld]:
             yield OAuthWorld(services, http, record, user.uid)
     finally:
         await services.close()
+
+
+@pytest.fixture
+async def second_instance(
+    world: OAuthWorld, database_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Another application instance on the same database, with its own
+    connection pool (another server process, as far as the database sees)."""
+    settings = make_settings(database_url, tmp_path / "second")
+    services = make_services(settings)
+    transport = httpx.ASGITransport(app=create_app(settings, services))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+            yield http
+    finally:
+        await services.close()

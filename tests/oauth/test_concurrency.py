@@ -6,30 +6,11 @@ database, as two server processes would."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
-import pytest
 
-from openplatform.app import create_app
-from tests.oauth.conftest import ISSUER, OAuthWorld, make_services, make_settings
+from tests.oauth.conftest import OAuthWorld
 from tests.oauth.flows import Pkce, exchange, get_code, refresh, tokens_for
-
-
-@pytest.fixture
-async def second_instance(
-    world: OAuthWorld, database_url: str, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    """Another application instance with its own connection pool."""
-    settings = make_settings(database_url, tmp_path / "second")
-    services = make_services(settings)
-    transport = httpx.ASGITransport(app=create_app(settings, services))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
-            yield http
-    finally:
-        await services.close()
 
 
 async def test_16_parallel_refreshes_of_one_token_exactly_one_succeeds(

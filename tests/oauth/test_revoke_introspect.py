@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
-import pytest
 
-from openplatform.app import create_app
-from tests.oauth.conftest import ISSUER, USERNAME, OAuthWorld, make_services, make_settings
+from tests.oauth.conftest import ISSUER, USERNAME, OAuthWorld
 from tests.oauth.flows import basic_auth, refresh, tokens_for
 
 REVOKE = "/oauth/2.0/revoke"
 INTROSPECT = "/oauth/2.0/introspect"
-
-
-@pytest.fixture
-async def other_process(
-    world: OAuthWorld, database_url: str, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(database_url, tmp_path / "other")
-    services = make_services(settings)
-    transport = httpx.ASGITransport(app=create_app(settings, services))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
-            yield http
-    finally:
-        await services.close()
 
 
 async def introspect(http: httpx.AsyncClient, world: OAuthWorld, token: str) -> dict[str, object]:
@@ -73,18 +54,18 @@ async def test_introspection_needs_client_authentication(world: OAuthWorld) -> N
 
 
 async def test_revoked_access_token_is_inactive_at_once_in_every_process(
-    world: OAuthWorld, other_process: httpx.AsyncClient
+    world: OAuthWorld, second_instance: httpx.AsyncClient
 ) -> None:
     body = await tokens_for(world.http, world.app)
     token = str(body["access_token"])
-    assert (await introspect(other_process, world, token))["active"] is True
+    assert (await introspect(second_instance, world, token))["active"] is True
     response = await world.http.post(
         REVOKE,
         data={"token": token, "token_type_hint": "access_token"},
         headers=basic_auth(world.app),
     )
     assert response.status_code == 200
-    assert (await introspect(other_process, world, token))["active"] is False
+    assert (await introspect(second_instance, world, token))["active"] is False
     session = await world.db.tokens.find_session(str(body["session_key"]))
     assert session is not None
     assert session.revoked
