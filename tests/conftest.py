@@ -142,3 +142,18 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def sqlite_database(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    """An open Database on a fresh migrated SQLite file (for SQLite-only tests)."""
+    from openplatform.storage.crypto import SecretBox
+    from openplatform.storage.database import Database
+
+    path = tmp_path / "sqlite-only.db"
+    shutil.copyfile(sqlite_template, path)
+    db = Database(f"sqlite:///{path}", SecretBox(TEST_SECRET_KEY))
+    try:
+        yield db
+    finally:
+        await db.close()

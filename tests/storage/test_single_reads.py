@@ -4,9 +4,7 @@ data — a revocation by another process is seen by the very next read."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, event, func, select, text
@@ -16,17 +14,6 @@ from openplatform.storage.crypto import SecretBox
 from openplatform.storage.database import Database
 from openplatform.storage.models import AdminToken, User, utcnow
 from tests.conftest import TEST_SECRET_KEY
-
-
-@pytest.fixture
-async def sqlite_database(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    path = tmp_path / "single.db"
-    shutil.copyfile(sqlite_template, path)
-    db = Database(f"sqlite:///{path}", SecretBox(TEST_SECRET_KEY))
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ errors), transactions still committed and rolled back."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -14,21 +12,14 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from openplatform.storage.crypto import SecretBox
 from openplatform.storage.database import Database
 from openplatform.storage.models import AdminToken, User, utcnow
-from tests.conftest import TEST_SECRET_KEY
 
 
 @pytest.fixture
-async def database(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    path = tmp_path / "driver.db"
-    shutil.copyfile(sqlite_template, path)
-    db = Database(f"sqlite:///{path}", SecretBox(TEST_SECRET_KEY))
-    try:
-        yield db
-    finally:
-        await db.close()
+def database(sqlite_database: Database) -> Database:
+    """These tests are about the SQLite driver only."""
+    return sqlite_database
 
 
 @pytest.fixture
