@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 from alembic import command
@@ -70,6 +72,23 @@ def create_private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def _switch_to_wal(path: Path, attempts: int = 50) -> None:
+    """Put a SQLite file in WAL mode before any pool opens it. Two connections
+    converting a new file at once can deadlock, and SQLite then answers
+    "database is locked" at once instead of waiting: try again shortly."""
+    for attempt in range(attempts):
+        connection = sqlite3.connect(path, timeout=10, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+        finally:
+            connection.close()
+        time.sleep(0.02)
+
+
 def _run_upgrade(connection: Connection, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
@@ -86,6 +105,7 @@ async def upgrade_async(target: Settings | str, revision: str = "head") -> None:
     sqlite_path = sqlite_file(url)
     if sqlite_path is not None:
         create_private_file(sqlite_path)
+        await asyncio.to_thread(_switch_to_wal, sqlite_path)
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
