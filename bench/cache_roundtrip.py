@@ -51,14 +51,15 @@ async def measure(
 async def main(url: str, n: int, rounds: int) -> None:
     prefix = f"opbench-{uuid.uuid4().hex[:8]}"
     state = RedisSharedState(url, prefix)
-    client: Redis = state._redis  # the same client and pool as check_call's
+    client = Redis.from_url(url)  # the baseline: redis-py's own client
     run = uuid.uuid4().hex
 
     async def ping(_: int) -> object:
         return await client.ping()
 
     async def hot_ping(_: int) -> object:
-        return await state._hot.execute("PING")
+        await state.ping()  # PING on check_call's multiplexed connection
+        return None
 
     async def check(i: int) -> object:
         return await state.check_call(
@@ -98,6 +99,7 @@ async def main(url: str, n: int, rounds: int) -> None:
         for start in range(0, len(keys), 1000):
             await client.delete(*keys[start : start + 1000])
         await state.close()
+        await client.aclose()
 
 
 if __name__ == "__main__":

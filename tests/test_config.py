@@ -66,6 +66,7 @@ def test_issuer_from_serve_address(host: str, port: int, issuer: str) -> None:
         ("TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("DATABASE_URL", "mysql://x/y", "OPENPLATFORM_DATABASE_URL must start with"),
         ("CACHE_URL", "memcached://x", "OPENPLATFORM_CACHE_URL must start with"),
+        ("CACHE_URL", "redis://h?socket_timeout=soon", "OPENPLATFORM_CACHE_URL: Redis URL"),
         ("ISSUER", "open.example.com", "OPENPLATFORM_ISSUER must be an http(s) URL"),
         ("TRUSTED_PROXIES", "10.0.0.1, nope", "'nope' is not an IP address or CIDR"),
     ],

@@ -90,6 +90,13 @@ class Settings:
             raise SettingsError(
                 f"{PREFIX}CACHE_URL must start with memory:// or redis://, got {cache_url!r}"
             )
+        if not cache_url.startswith("memory://"):
+            from openplatform.cache.redis_connection import RedisAddress
+
+            try:
+                RedisAddress.from_url(cache_url)
+            except ValueError as exc:
+                raise SettingsError(f"{PREFIX}CACHE_URL: {exc}") from None
         tz_name = env.get(PREFIX + "TIMEZONE") or "UTC"
         try:
             timezone = ZoneInfo(tz_name)

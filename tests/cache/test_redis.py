@@ -12,14 +12,18 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.crc import key_slot
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from openplatform.cache import CallCheck, Outcome, RateLimitRule, SharedStateUnavailable
 from openplatform.cache import redis as redis_backend
-from openplatform.cache.redis import RedisSharedState, pack_command
+from openplatform.cache.redis import RedisSharedState
+from openplatform.cache.redis_connection import (
+    RedisConnectionError,
+    RedisTimeoutError,
+    pack_command,
+)
 from tests.cache import workers
 from tests.cache.conftest import delete_prefix
+from tests.tcp_proxy import TcpProxy
 
 RedisFixture = tuple[RedisSharedState, str, str]
 
@@ -141,25 +145,47 @@ async def test_cancelled_calls_do_not_shift_replies(redis_state: RedisFixture) -
     assert (await state.check_call(nonce_check(1000))).outcome is Outcome.REPLAYED
 
 
-async def test_calls_reconnect_after_the_connection_drops(redis_url: str) -> None:
-    name = f"optest-{uuid.uuid4().hex[:12]}"
-    url = f"{redis_url}?client_name={name}"
-    state = RedisSharedState(url, name)
-    admin = Redis.from_url(redis_url)
+async def test_calls_in_flight_fail_when_the_connection_drops(redis_url: str) -> None:
+    """Calls waiting on a connection that breaks fail (code 2 upstream); the
+    next calls connect again, and the failed ones wrote nothing."""
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    proxy = await TcpProxy(host, int(port)).start()
+    prefix = f"optest-{uuid.uuid4().hex[:12]}"
+    state = RedisSharedState(f"redis://127.0.0.1:{proxy.port}/0", prefix)
     try:
         assert (await state.check_call(nonce_check(1))).outcome is Outcome.OK
-        for client in await admin.client_list():
-            if client["name"] == name:
-                await admin.client_kill_filter(_id=client["id"])
-        # every call in flight on the dead connection fails
-        failed = await asyncio.gather(
-            *(state.check_call(nonce_check(i)) for i in range(2, 52)), return_exceptions=True
-        )
+        proxy.stall()  # the commands below are written, never delivered
+        calls = [asyncio.create_task(state.check_call(nonce_check(i))) for i in range(2, 52)]
+        await asyncio.sleep(0.05)
+        proxy.cut()
+        failed = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(result, SharedStateUnavailable) for result in failed)
         assert all(isinstance(r.__cause__, RedisConnectionError) for r in failed)
-        # the next calls connect again; the failed calls wrote nothing
+        proxy.resume()
         batch = await asyncio.gather(*(state.check_call(nonce_check(i)) for i in range(1, 52)))
         assert [v.outcome for v in batch] == [Outcome.REPLAYED] + [Outcome.OK] * 50
+    finally:
+        await state.close()
+        await proxy.close()
+        await delete_prefix(redis_url, prefix)
+
+
+async def test_calls_reconnect_after_the_server_closed_the_connection(redis_url: str) -> None:
+    """``CLIENT KILL`` between calls: the next call notices and reconnects,
+    with the client name of the URL (the handshake is ours: RESP2, then
+    ``CLIENT SETNAME``), whatever redis-py's own handshake does."""
+    name = f"optest-{uuid.uuid4().hex[:12]}"
+    state = RedisSharedState(f"{redis_url}?client_name={name}", name)
+    admin = Redis.from_url(redis_url)
+    try:
+        for round_ in range(3):
+            assert (await state.check_call(nonce_check(round_))).outcome is Outcome.OK
+            ids = [c["id"] for c in await admin.client_list() if c["name"] == name]
+            assert len(ids) == 1
+            await admin.client_kill_filter(_id=ids[0])
+            await asyncio.sleep(0.05)
+        verdicts = await asyncio.gather(*(state.check_call(nonce_check(i)) for i in range(5)))
+        assert [v.outcome for v in verdicts] == [Outcome.REPLAYED] * 3 + [Outcome.OK] * 2
     finally:
         await state.close()
         await delete_prefix(redis_url, name)

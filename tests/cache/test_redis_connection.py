@@ -1,0 +1,179 @@
+"""The hot path's own Redis connection: URL, handshake, and the one library
+API it builds on (hiredis' ``Reader``)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+
+import hiredis
+import pytest
+
+from openplatform.cache import CallCheck, SharedStateUnavailable
+from openplatform.cache.redis import RedisSharedState
+from openplatform.cache.redis_connection import (
+    DEFAULT_TIMEOUT_S,
+    RedisAddress,
+    RedisConnectionError,
+    RedisReplyError,
+    SharedConnection,
+)
+from tests.services import service_unavailable
+
+
+def test_hiredis_reader_still_parses_what_the_connection_relies_on() -> None:
+    """If a hiredis release changes ``Reader`` (feed/gets, error replies as
+    values, ``False`` for an incomplete reply), this names the version."""
+    version = hiredis.__version__
+    reader = hiredis.Reader(protocolError=RedisConnectionError, replyError=RedisReplyError)
+    reader.feed(b"*5\r\n:0\r\n:10\r\n:9\r\n:6\r\n:0\r\n-NOSCRIPT No matching script\r\n+PONG")
+    assert reader.gets() == [0, 10, 9, 6, 0], f"hiredis {version}: array of integers"
+    error = reader.gets()
+    assert isinstance(error, RedisReplyError), f"hiredis {version}: error replies as values"
+    assert error.kind == "NOSCRIPT", f"hiredis {version}: error reply text"
+    assert reader.gets() is False, f"hiredis {version}: an incomplete reply is False"
+    reader.feed(b"\r\n$3\r\nabc\r\n")
+    assert reader.gets() == b"PONG", f"hiredis {version}: a status reply, fed in two pieces"
+    assert reader.gets() == b"abc", f"hiredis {version}: bulk strings as bytes"
+    reader.feed(b"!bad\r\n")
+    with pytest.raises(RedisConnectionError):
+        reader.gets()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6379/0", RedisAddress()),
+        ("redis://localhost", RedisAddress(host="localhost")),
+        (
+            "redis://:p%40ss@h:7000/3?client_name=op&socket_timeout=0.5",
+            RedisAddress(
+                host="h",
+                port=7000,
+                password="p@ss",
+                db=3,
+                client_name="op",
+                read_timeout_s=0.5,
+                connect_timeout_s=0.5,
+            ),
+        ),
+        (
+            "redis://user:pw@h?db=2&socket_connect_timeout=2",
+            RedisAddress(host="h", username="user", password="pw", db=2, connect_timeout_s=2),
+        ),
+        ("unix:///run/redis.sock?db=1", RedisAddress(path="/run/redis.sock", db=1)),
+        (
+            "rediss://h:6380?ssl_cert_reqs=none",
+            RedisAddress(host="h", port=6380, tls=True, tls_verify=ssl.CERT_NONE),
+        ),
+    ],
+)
+def test_address_from_url(url: str, expected: RedisAddress) -> None:
+    assert RedisAddress.from_url(url) == expected
+
+
+def test_default_timeouts_bound_every_call() -> None:
+    address = RedisAddress.from_url("redis://h")
+    assert address.read_timeout_s == address.connect_timeout_s == DEFAULT_TIMEOUT_S
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h",
+        "redis://h/x",
+        "redis://h:port",
+        "redis://h?socket_timeout=soon",
+        "redis://h?socket_timeout=-1",
+        "rediss://h?ssl_cert_reqs=maybe",
+    ],
+)
+def test_malformed_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        RedisAddress.from_url(url)
+
+
+def test_handshake_is_auth_select_setname() -> None:
+    address = RedisAddress.from_url("redis://u:pw@h/4?client_name=me")
+    assert address.handshake() == [
+        ("AUTH", "u", "pw"),
+        ("SELECT", 4),
+        ("CLIENT", "SETNAME", "me"),
+    ]
+    assert RedisAddress.from_url("redis://h").handshake() == []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_with_password() -> Iterator[int]:
+    """A Redis of our own that wants a password (the shared one has none)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_unavailable("Redis", "redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            "s3cret",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            process.poll()
+            if process.returncode is not None:
+                service_unavailable("Redis", "redis-server did not start")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_password_and_database_from_the_url(redis_with_password: int) -> None:
+    url = f"redis://:s3cret@127.0.0.1:{redis_with_password}/5?client_name=op-test"
+    connection = SharedConnection(RedisAddress.from_url(url))
+    try:
+        assert await connection.execute("SET", "k", "v") == b"OK"
+        assert await connection.execute("CLIENT", "GETNAME") == b"op-test"
+        listing = await connection.execute("CLIENT", "LIST")
+        assert isinstance(listing, bytes)
+        assert b" db=5 " in listing
+        with pytest.raises(RedisReplyError) as raised:
+            await connection.execute("INCR", "k")
+        assert raised.value.kind == "ERR"
+        assert await connection.execute("GET", "k") == b"v"  # an error reply keeps the link
+    finally:
+        await connection.close()
+
+
+async def test_wrong_password_is_unavailable(redis_with_password: int) -> None:
+    state = RedisSharedState(f"redis://:wrong@127.0.0.1:{redis_with_password}/0", "op")
+    try:
+        with pytest.raises(SharedStateUnavailable) as raised:
+            await state.check_call(CallCheck(app="1", nonce="n"))
+        assert isinstance(raised.value.__cause__, RedisConnectionError)
+        assert "AUTH" in str(raised.value.__cause__)
+    finally:
+        await state.close()
