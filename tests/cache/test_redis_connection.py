@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import hiredis
 import pytest
+import uvloop
 
 from openplatform.cache import CallCheck, SharedStateUnavailable
 from openplatform.cache.redis import RedisSharedState
@@ -177,3 +178,16 @@ async def test_wrong_password_is_unavailable(redis_with_password: int) -> None:
         assert "AUTH" in str(raised.value.__cause__)
     finally:
         await state.close()
+
+
+def test_works_on_uvloop(redis_url: str) -> None:
+    """The servers run uvloop (whose transports are not asyncio classes)."""
+
+    async def round_trip() -> object:
+        connection = SharedConnection(RedisAddress.from_url(redis_url))
+        try:
+            return await connection.execute("PING")
+        finally:
+            await connection.close()
+
+    assert uvloop.run(round_trip()) == b"PONG"

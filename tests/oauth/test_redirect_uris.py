@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from openplatform.errors import Code, OAuthError
 from openplatform.oauth.redirect_uris import (
-    is_loopback_uri,
+    loopback_parts,
     match_redirect_uri,
     resolve_redirect_uri,
 )
@@ -45,6 +45,13 @@ def test_matches(requested: str, registered: str) -> None:
         ("http://evil@127.0.0.1:5000/cb", "http://127.0.0.1/cb"),
         ("http://127.0.0.1:99999/cb", "http://127.0.0.1/cb"),
         ("http://[::1]:5000/cb", "http://127.0.0.1/cb"),
+        # PROTOCOL §2: the literal host, then ":port" or nothing
+        ("http://[::1]evil.com/cb?x=1", "http://[::1]:8080/cb?x=1"),
+        ("http://[::1]:evil.com/cb?x=1", "http://[::1]:8080/cb?x=1"),
+        ("http://127.0.0.1:80evil/cb", "http://127.0.0.1/cb"),
+        ("http://127.0.0.1:/cb", "http://127.0.0.1/cb"),
+        ("http://127.0.0.1:+80/cb", "http://127.0.0.1/cb"),
+        ("http://127.0.0.1 :80/cb", "http://127.0.0.1/cb"),
     ],
 )
 def test_does_not_match(requested: str, registered: str) -> None:
@@ -52,9 +59,10 @@ def test_does_not_match(requested: str, registered: str) -> None:
 
 
 def test_loopback_detection() -> None:
-    assert is_loopback_uri("http://127.0.0.1:1/x")
-    assert is_loopback_uri("http://[::1]/x")
-    assert not is_loopback_uri("http://localhost/x")
+    assert loopback_parts("http://127.0.0.1:1/x") == ("127.0.0.1", "/x", "")
+    assert loopback_parts("http://[::1]/x?y=1") == ("[::1]", "/x", "y=1")
+    assert loopback_parts("http://localhost/x") is None
+    assert loopback_parts("http://[::1]evil.com/x") is None
 
 
 def test_omitted_uses_the_only_registered_one() -> None:
@@ -116,6 +124,8 @@ def test_loopback_matches_differ_only_in_the_port(candidate: str) -> None:
     if match_redirect_uri(candidate, LOOPBACK):
         parts = urlsplit(candidate)
         assert parts.scheme == "http"
+        assert parts.netloc == "127.0.0.1" or parts.netloc.startswith("127.0.0.1:")
+        assert parts.netloc[len("127.0.0.1:") :].isdigit() or parts.netloc == "127.0.0.1"
         assert parts.hostname == "127.0.0.1"
         assert parts.username is None
         assert parts.path == "/cb"

@@ -98,7 +98,6 @@ async def test_delete_marks_deleted_and_removes_tokens(database: Database) -> No
     assert issued[0].session_key is not None
     assert await database.tokens.find_session(issued[0].session_key) is None
     assert await database.consents.get(user.uid, app.id) is None
-    assert not await database.tokens.user_has_valid_token(app.id, user.uid)
     assert [a.id for a in await database.apps.list()] == [other.id]
     assert app.id in [a.id for a in await database.apps.list(include_deleted=True)]
     # The other app is untouched.
@@ -159,3 +158,9 @@ async def test_concurrent_patches_of_one_app_all_land(
     for patch in patches:
         for key, value in patch.items():
             assert settings[key] == value, key
+
+
+@pytest.mark.parametrize("api_key", ["", "\x00", "ak_\x00", "k" * 65])
+async def test_impossible_api_keys_find_nothing(database: Database, api_key: str) -> None:
+    """Found by fuzzing: a NUL reached PostgreSQL, which refused the query."""
+    assert await database.apps.get_by_api_key(api_key) is None

@@ -6,6 +6,7 @@ import asyncio
 
 from openplatform.storage.apps import AppSettings
 from openplatform.storage.database import Database
+from openplatform.storage.tokens import CredentialState
 
 
 async def test_grant_merges_scopes(database: Database) -> None:
@@ -64,7 +65,6 @@ async def test_revoke_revokes_the_users_grants_for_the_app(database: Database) -
     assert not await database.consents.revoke(user.uid, app.id)
 
     assert await database.consents.get(user.uid, app.id) is None
-    assert not await database.tokens.user_has_valid_token(app.id, user.uid)
     revoked = await database.tokens.find_access_token(tokens[app.id, user.uid].access_token)
     assert revoked is not None
     assert revoked.revoked
@@ -72,8 +72,10 @@ async def test_revoke_revokes_the_users_grants_for_the_app(database: Database) -
     assert session is not None
     assert session.revoked
     # Other apps of the user and other users of the app keep theirs.
-    assert await database.tokens.user_has_valid_token(other_app.id, user.uid)
-    assert await database.tokens.user_has_valid_token(app.id, other_user.uid)
+    for app_id, uid in ((other_app.id, user.uid), (app.id, other_user.uid)):
+        kept = await database.tokens.find_access_token(tokens[app_id, uid].access_token)
+        assert kept is not None
+        assert kept.state(app_id) is CredentialState.LIVE
     assert await database.consents.get(other_user.uid, app.id) is not None
 
 

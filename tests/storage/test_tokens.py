@@ -10,7 +10,9 @@ from sqlalchemy import select, update
 from openplatform.storage.apps import AppSettings
 from openplatform.storage.crypto import hash_token
 from openplatform.storage.database import Database
-from openplatform.storage.models import AccessToken, Grant, RefreshToken, utcnow
+from openplatform.storage.errors import UserDisabled
+from openplatform.storage.models import AccessToken, Grant, RefreshToken, User, utcnow
+from openplatform.storage.tokens import CredentialState, ExchangeOutcome, IssuePlan
 
 
 @pytest.fixture
@@ -97,7 +99,7 @@ async def test_expired_token_is_found_with_its_expiry(
     assert record is not None
     assert record.expired()
     assert abs((record.expires_at - past).total_seconds()) < 0.001
-    assert not await database.tokens.user_has_valid_token(app_id, uid)
+    assert record.state(app_id) is CredentialState.EXPIRED
 
 
 async def test_revoke_access_token(database: Database, app_and_user: tuple[int, int]) -> None:
@@ -151,24 +153,68 @@ async def test_revoke_grant_revokes_the_family(
     assert not unrelated_record.revoked
 
 
-async def test_user_has_valid_token(database: Database, app_and_user: tuple[int, int]) -> None:
+async def test_credential_state_is_one_rule(
+    database: Database, app_and_user: tuple[int, int]
+) -> None:
+    app_id, uid = app_and_user
+    grant = await database.tokens.create_grant(app_id, uid, "basic", "authorization_code")
+    issued = await database.tokens.issue(grant, app_id, uid, "basic", 3600, 60, True)
+    record = await database.tokens.find_access_token(issued.access_token)
+    assert record is not None
+    assert record.state(app_id) is CredentialState.LIVE
+    assert record.state(app_id + 1) is CredentialState.INVALID  # another app's
+    assert record.state(app_id, record.expires_at) is CredentialState.EXPIRED
+    await database.tokens.revoke_access_token(issued.access_token, app_id)
+    revoked = await database.tokens.find_access_token(issued.access_token)
+    assert revoked is not None
+    assert revoked.state(app_id, record.expires_at) is CredentialState.INVALID
+
+
+async def test_disabling_a_user_revokes_everything_they_hold(
+    database: Database, app_and_user: tuple[int, int]
+) -> None:
+    """PROTOCOL §5: at once, for good (enabling again brings nothing back);
+    other users keep theirs; nothing can be issued for them meanwhile."""
     app_id, uid = app_and_user
     other = await database.users.create("other", "pw")
-    assert not await database.tokens.user_has_valid_token(app_id, uid)
-    grant = await database.tokens.create_grant(app_id, uid, "basic", "authorization_code")
-    issued = await database.tokens.issue(grant, app_id, uid, "basic", 3600, None, False)
-    assert await database.tokens.user_has_valid_token(app_id, uid)
-    assert not await database.tokens.user_has_valid_token(app_id, other.uid)
-    await database.tokens.revoke_access_token(issued.access_token, app_id)
-    assert not await database.tokens.user_has_valid_token(app_id, uid)
+    held = {}
+    for user in (uid, other.uid):
+        grant = await database.tokens.create_grant(app_id, user, "basic", "authorization_code")
+        held[user] = await database.tokens.issue(grant, app_id, user, "basic", 3600, 3600, True)
+    code = await database.tokens.create_code(app_id, uid, None, "basic", None, None, 300)
 
-    # A live refresh token keeps the user an app user after the access token expired.
+    await database.users.update(uid, {"disabled": True})
+    await database.users.update(uid, {"disabled": False})
+
+    access = await database.tokens.find_access_token(held[uid].access_token)
+    session = await database.tokens.find_session(held[uid].session_key or "")
+    refresh = await database.tokens.find_refresh_token(held[uid].refresh_token or "")
+    assert access is not None and access.state(app_id) is CredentialState.INVALID
+    assert session is not None and session.state(app_id) is CredentialState.INVALID
+    assert refresh is not None and refresh.revoked
+    plan = IssuePlan("basic", 60, 60, True)
+    redeemed = await database.tokens.redeem_code(code, app_id, lambda _: plan)
+    assert redeemed.outcome is ExchangeOutcome.UNKNOWN
+    kept = await database.tokens.find_access_token(held[other.uid].access_token)
+    assert kept is not None and kept.state(app_id) is CredentialState.LIVE
+
+
+async def test_nothing_is_issued_for_a_disabled_user(
+    database: Database, app_and_user: tuple[int, int]
+) -> None:
+    app_id, uid = app_and_user
     grant = await database.tokens.create_grant(app_id, uid, "basic", "authorization_code")
-    await database.tokens.issue(grant, app_id, uid, "basic", 60, 3600, False)
-    async with database.sessions.write() as session:
-        await session.execute(
-            update(AccessToken).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
-    assert await database.tokens.user_has_valid_token(app_id, uid)
-    await database.tokens.revoke_grant(grant)
-    assert not await database.tokens.user_has_valid_token(app_id, uid)
+    issued = await database.tokens.issue(grant, app_id, uid, "basic", 3600, 3600, True)
+    code = await database.tokens.create_code(app_id, uid, None, "basic", None, None, 300)
+    async with database.sessions.write() as session:  # disabled, nothing revoked (a race)
+        await session.execute(update(User).where(User.id == uid).values(disabled=True))
+    plan = IssuePlan("basic", 60, 60, True)
+    assert (await database.tokens.redeem_code(code, app_id, lambda _: plan)).outcome is (
+        ExchangeOutcome.UNKNOWN
+    )
+    rotated = await database.tokens.rotate_refresh_token(
+        issued.refresh_token or "", app_id, 10, lambda _: plan
+    )
+    assert rotated.outcome is ExchangeOutcome.UNKNOWN
+    with pytest.raises(UserDisabled):
+        await database.tokens.issue_new_grant(app_id, uid, "password", plan)

@@ -95,6 +95,14 @@ def check_well_formed(
     if params.get("format", "json") not in ("json", "xml"):
         raise ApiError(Code.INVALID_PARAMETER, "format must be json or xml")
     if bearer is not None:
+        if "sig" in params:
+            # PROTOCOL §3.1: the header is not covered by the signature, so it
+            # could re-point a captured signed request at another user.
+            raise ApiError(
+                Code.INVALID_PARAMETER,
+                "a signed call carries its access_token as a signed parameter, "
+                "not in the Authorization header",
+            )
         token = params.get("access_token")
         if token is not None and token != bearer:
             raise ApiError(

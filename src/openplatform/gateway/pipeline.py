@@ -51,7 +51,7 @@ from openplatform.services import Services
 from openplatform.storage.apps import AppRecord
 from openplatform.storage.errors import DatabaseUnavailable
 from openplatform.storage.models import utcnow
-from openplatform.storage.tokens import AccessTokenRecord, SessionRecord
+from openplatform.storage.tokens import AccessTokenRecord, CredentialState, SessionRecord
 
 __all__ = ["Gateway", "IncomingCall"]
 
@@ -349,10 +349,12 @@ class Gateway:
         session = None
         if session_key is not None:
             session = await self._services.database.tokens.find_session(session_key)
-            if session is None or session.revoked or session.app_id != app.id:
+            state = CredentialState.INVALID if session is None else session.state(app.id)
+            if state is CredentialState.INVALID:
                 raise ApiError(Code.INVALID_SESSION_KEY)
-            if session.expired():
+            if state is CredentialState.EXPIRED:
                 raise ApiError(Code.SESSION_KEY_EXPIRED)
+            assert session is not None
             secret = session.session_secret
         signed: Sequence[tuple[str, str]] = call.pairs
         if "method" not in params:
@@ -373,10 +375,12 @@ class Gateway:
             return _Credential(session.user_id, session.scopes)
         if access_token is None:
             return _Credential(None, frozenset())
-        if token is None or token.revoked or token.app_id != app.id:
+        state = CredentialState.INVALID if token is None else token.state(app.id, utcnow())
+        if state is CredentialState.INVALID:
             return _Credential(None, frozenset(), ApiError(Code.INVALID_ACCESS_TOKEN))
-        if token.expired(utcnow()):
+        if state is CredentialState.EXPIRED:
             return _Credential(None, frozenset(), ApiError(Code.ACCESS_TOKEN_EXPIRED))
+        assert token is not None
         return _Credential(token.user_id, token.scopes)
 
     async def _shared_state(

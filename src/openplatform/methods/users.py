@@ -97,15 +97,16 @@ async def has_app_permission(call: MethodCall) -> object:
 
 
 async def is_app_user(call: MethodCall) -> object:
-    """``users.isAppUser(uid)``: whether the user authorized the app and it
-    still holds a live token for them (the caller's user when ``uid`` is absent)."""
+    """``users.isAppUser(uid)``: whether the user has authorized the app (a
+    remembered consent) and not revoked it — whatever their tokens' lifetimes
+    (the caller's user when ``uid`` is absent)."""
     uid = call.args.get_int("uid")
     if uid is None:
         if call.user_id is None:
             raise ApiError(Code.INVALID_PARAMETER, "uid is required for app-only calls")
         uid = call.user_id
-    found = await call.services.database.tokens.user_has_valid_token(call.app.id, uid)
-    return {"result": found}
+    consent = await call.services.database.consents.get(uid, call.app.id)
+    return {"result": consent is not None}
 
 
 METHODS: tuple[MethodSpec, ...] = (
@@ -149,6 +150,6 @@ METHODS: tuple[MethodSpec, ...] = (
         name="users.isAppUser",
         handler=is_app_user,
         params=(_UID,),
-        description="Whether a user authorized the app and it holds a live token.",
+        description="Whether a user has authorized the app and not revoked it.",
     ),
 )

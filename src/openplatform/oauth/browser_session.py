@@ -1,8 +1,10 @@
 """The browser side of /authorize: a signed sign-in cookie and CSRF tokens.
 
-No server-side session store: the sign-in cookie carries the user id and the
-time of sign-in, signed with HMAC-SHA256 under a key derived from the
-platform secret (``Settings.secret_key_material``). The CSRF token is the
+No server-side session store: the sign-in cookie carries the user id, the
+time of sign-in and the user's session epoch, signed with HMAC-SHA256 under a
+key derived from the platform secret (``Settings.secret_key_material``). A
+password change or disabling the user moves their epoch on (PROTOCOL §5), so
+every cookie issued before is void. The CSRF token is the
 double-submit pattern with a signed twist: a random value in an HttpOnly
 cookie, and in every form an HMAC of that value — a cross-site page can make
 the browser send the cookie but can neither read it nor compute the token.
@@ -21,10 +23,17 @@ SESSION_COOKIE = "op_session"
 CSRF_COOKIE = "op_csrf"
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality of a value from the request (any characters: a
+    cookie or form field may hold non-ASCII) and an expected one."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
 @dataclass(frozen=True, slots=True)
 class SignedIn:
     uid: int
     signed_in_at: int
+    session_epoch: int
 
 
 class BrowserSessions:
@@ -35,30 +44,31 @@ class BrowserSessions:
         self.max_age_s = max_age_s
 
     def _mac(self, purpose: str, value: str) -> str:
-        message = f"{purpose}|{value}".encode()
+        message = f"{purpose}|{value}".encode("utf-8", "replace")
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def session_cookie(self, uid: int, now: int) -> str:
+    def session_cookie(self, uid: int, now: int, session_epoch: int) -> str:
         """The value of the sign-in cookie for ``uid`` (a fresh nonce each
         sign-in, so a cookie set before sign-in is never promoted)."""
-        body = f"{uid}.{now}.{secrets.token_urlsafe(16)}"
+        body = f"{uid}.{now}.{session_epoch}.{secrets.token_urlsafe(16)}"
         return f"{body}.{self._mac('session', body)}"
 
     def read_session(self, cookie: str | None, now: int) -> SignedIn | None:
-        """The signed-in user of a valid, unexpired cookie, else None."""
+        """The signed-in user of a valid, unexpired cookie, else None. The
+        caller still compares ``session_epoch`` with the user's."""
         if not cookie or len(cookie) > 256:
             return None
         body, _, mac = cookie.rpartition(".")
-        if not body or not hmac.compare_digest(mac, self._mac("session", body)):
+        if not body or not _same(mac, self._mac("session", body)):
             return None
-        uid_text, _, rest = body.partition(".")
-        issued_text, _, _nonce = rest.partition(".")
-        if not (uid_text.isdigit() and issued_text.isdigit()):
+        parts = body.split(".", 3)
+        if len(parts) != 4 or not all(part.isdigit() for part in parts[:3]):
             return None
+        uid_text, issued_text, epoch_text, _nonce = parts
         issued = int(issued_text)
         if not issued <= now < issued + self.max_age_s:
             return None
-        return SignedIn(uid=int(uid_text), signed_in_at=issued)
+        return SignedIn(uid=int(uid_text), signed_in_at=issued, session_epoch=int(epoch_text))
 
     @staticmethod
     def new_csrf_cookie() -> str:
@@ -72,4 +82,4 @@ class BrowserSessions:
         """Constant-time check of a submitted form's token."""
         if not csrf_cookie or not token or len(csrf_cookie) > 128:
             return False
-        return hmac.compare_digest(token, self.csrf_token(csrf_cookie))
+        return _same(token, self.csrf_token(csrf_cookie))

@@ -4,57 +4,42 @@ comparison), with the loopback exception of RFC 8252 §7.3: for
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from openplatform.errors import Code, OAuthError
 
-__all__ = ["is_loopback_uri", "match_redirect_uri", "resolve_redirect_uri"]
+__all__ = ["loopback_parts", "match_redirect_uri", "resolve_redirect_uri"]
 
-_LOOPBACK_HOSTS = ("127.0.0.1", "[::1]")
+# PROTOCOL §2: the loopback literal, then ``:port`` or nothing — so that
+# ``http://[::1]evil.com/`` (which urlsplit does not refuse) is no loopback URI.
+_LOOPBACK_NETLOC = re.compile(r"(127\.0\.0\.1|\[::1\])(?::([0-9]{1,5}))?")
 
 
-def _split(uri: str) -> SplitResult | None:
+def loopback_parts(uri: str) -> tuple[str, str, str] | None:
+    """RFC 8252 §7.3: for an ``http`` redirect to a loopback IP literal, its
+    host, path and query (what must match, the port aside); else None."""
+    if "#" in uri:
+        return None
     try:
         parts = urlsplit(uri)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
         return None
-    return parts
-
-
-def _host_of(netloc: str) -> str:
-    """The host part of ``netloc`` as written (no userinfo, no port)."""
-    if "@" in netloc:
-        return ""  # userinfo in a redirect URI is never a loopback redirect
-    if netloc.startswith("["):
-        return netloc[: netloc.find("]") + 1] if "]" in netloc else ""
-    return netloc.split(":", 1)[0]
-
-
-def is_loopback_uri(uri: str) -> bool:
-    """RFC 8252 §7.3: an ``http`` redirect to the loopback IP literal."""
-    parts = _split(uri)
-    return (
-        parts is not None and parts.scheme == "http" and _host_of(parts.netloc) in _LOOPBACK_HOSTS
-    )
+    netloc = _LOOPBACK_NETLOC.fullmatch(parts.netloc)
+    if parts.scheme != "http" or netloc is None:
+        return None
+    if netloc[2] is not None and int(netloc[2]) > 65535:
+        return None
+    return netloc[1], parts.path, parts.query
 
 
 def match_redirect_uri(requested: str, registered: str) -> bool:
     """Exact match, or both loopback URIs equal except for the port."""
     if requested == registered:
         return True
-    if "#" in requested or not (is_loopback_uri(requested) and is_loopback_uri(registered)):
-        return False
-    req, reg = _split(requested), _split(registered)
-    if req is None or reg is None:
-        return False
-    return (
-        _host_of(req.netloc) == _host_of(reg.netloc)
-        and req.path == reg.path
-        and req.query == reg.query
-        and req.fragment == reg.fragment == ""
-    )
+    loopback = loopback_parts(requested)
+    return loopback is not None and loopback == loopback_parts(registered)
 
 
 def resolve_redirect_uri(requested: str | None, registered: Sequence[str]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
+from openplatform.errors import Code, OAuthError
 from openplatform.oauth.storage import (
     AuthenticatedUser,
     Client,
@@ -22,10 +23,12 @@ from openplatform.oauth.storage import (
 )
 from openplatform.storage.apps import AppRecord
 from openplatform.storage.database import Database
+from openplatform.storage.errors import UserDisabled
 from openplatform.storage.models import utcnow
 from openplatform.storage.tokens import (
     AccessTokenRecord,
     CodeRecord,
+    CredentialState,
     Exchange,
     IssuePlan,
     RefreshRecord,
@@ -96,13 +99,13 @@ class SqlOAuthStorage:
         user = await self._db.users.authenticate(username, password)
         if user is None:
             return None
-        return AuthenticatedUser(user.uid, user.username, user.display_name)
+        return AuthenticatedUser(user.uid, user.username, user.display_name, user.session_epoch)
 
     async def get_user(self, uid: int) -> AuthenticatedUser | None:
         user = await self._db.users.get(uid)
         if user is None or user.disabled:
             return None
-        return AuthenticatedUser(user.uid, user.username, user.display_name)
+        return AuthenticatedUser(user.uid, user.username, user.display_name, user.session_epoch)
 
     async def consented_scopes(self, user_id: int, app_id: int) -> frozenset[str]:
         consent = await self._db.consents.get(user_id, app_id)
@@ -155,9 +158,16 @@ class SqlOAuthStorage:
     async def issue_tokens(
         self, client: Client, user_id: int | None, grant_type: str, plan: TokenPlan
     ) -> IssuedTokens:
-        issued = await self._db.tokens.issue_new_grant(
-            client.app_id, user_id, grant_type, _plan(plan)
-        )
+        try:
+            issued = await self._db.tokens.issue_new_grant(
+                client.app_id, user_id, grant_type, _plan(plan)
+            )
+        except UserDisabled:
+            raise OAuthError(Code.INVALID_GRANT, "the user is disabled") from None
+        if user_id is not None:
+            # The user handed the app their password (an operator allowed the
+            # password grant): that authorizes the app like the consent page does.
+            await self._db.consents.grant(user_id, client.app_id, plan.scope)
         return _tokens(issued)
 
     async def revoke_token(self, token: str, client: Client, hint: TokenTypeHint | None) -> None:
@@ -182,13 +192,13 @@ class SqlOAuthStorage:
 
     async def _access_info(self, token: str, client: Client) -> TokenInfo | None:
         record = await self._db.tokens.find_access_token(token)
-        if record is None or record.revoked:
+        if record is None:
             return None
         return await self._info("access_token", record, client)
 
     async def _refresh_info(self, token: str, client: Client) -> TokenInfo | None:
         record = await self._db.tokens.find_refresh_token(token)
-        if record is None or record.revoked or record.rotated:
+        if record is None or record.rotated:
             return None
         return await self._info("refresh_token", record, client)
 
@@ -198,8 +208,8 @@ class SqlOAuthStorage:
         record: AccessTokenRecord | RefreshTokenRecord,
         client: Client,
     ) -> TokenInfo | None:
-        """RFC 7662 §2.2: active only for the presenting client, until it expires."""
-        if record.app_id != client.app_id or record.expired(utcnow()):
+        """RFC 7662 §2.2: active only for the presenting client, while live."""
+        if record.state(client.app_id, utcnow()) is not CredentialState.LIVE:
             return None
         return TokenInfo(
             token_type=token_type,

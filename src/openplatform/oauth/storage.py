@@ -59,6 +59,7 @@ class AuthenticatedUser:
     uid: int
     username: str
     display_name: str = ""
+    session_epoch: int = 0  # browser sessions of an older epoch are void
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,8 @@ class OAuthStorage(Protocol):
     async def issue_tokens(
         self, client: Client, user_id: int | None, grant_type: str, plan: TokenPlan
     ) -> IssuedTokens:
-        """Tokens in a new family (client_credentials, password)."""
+        """Tokens in a new family (client_credentials, password). Raises
+        ``OAuthError`` 10002 when the user may no longer be issued tokens."""
 
     async def revoke_token(self, token: str, client: Client, hint: TokenTypeHint | None) -> None:
         """RFC 7009 §2.1: revoke the client's token (a refresh token: its whole

@@ -264,7 +264,10 @@ class OAuthWeb:
         signed_in = self.browser.read_session(cookie, int(time.time()))
         if signed_in is None:
             return None
-        return await self.storage.get_user(signed_in.uid)
+        user = await self.storage.get_user(signed_in.uid)
+        if user is None or user.session_epoch != signed_in.session_epoch:
+            return None  # disabled, or signed out everywhere by a password change
+        return user
 
     def _page_error(
         self,
@@ -277,7 +280,7 @@ class OAuthWeb:
         return error_page(
             error,
             lang,
-            switch_lang_url=_authorize_url(pairs, lang=other),
+            switch_lang_url=_authorize_url(hidden_fields(pairs), lang=other),
             request_id=_request_id(request),
         )
 
@@ -319,10 +322,10 @@ class OAuthWeb:
             path=AUTHORIZE_PATH,
         )
 
-    def set_session_cookie(self, response: Response, uid: int) -> None:
+    def set_session_cookie(self, response: Response, user: AuthenticatedUser) -> None:
         response.set_cookie(
             SESSION_COOKIE,
-            self.browser.session_cookie(uid, int(time.time())),
+            self.browser.session_cookie(user.uid, int(time.time()), user.session_epoch),
             max_age=self.browser.max_age_s,
             httponly=True,
             secure=self._secure_cookies,
@@ -401,7 +404,7 @@ class _Flow:
                 response = self.login_page(text["wrong_credentials"], 401, username)
             else:
                 response = await self.after_sign_in(user)
-                self.web.set_session_cookie(response, user.uid)
+                self.web.set_session_cookie(response, user)
         response.headers.update(attempt.headers())
         return response
 

@@ -115,11 +115,11 @@ def _bool(name: str, value: object) -> bool:
     return value
 
 
-def _int(name: str, value: object, *, minimum: int, maximum: int) -> int:
+def _int(name: str, value: object, *, minimum: int, maximum: int, unit: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid(f"{name} must be a whole number")
     if not minimum <= value <= maximum:
-        raise _invalid(f"{name} must be between {minimum} and {maximum}, got {value}")
+        raise _invalid(f"{name} must be between {minimum} and {maximum}{unit}, got {value}")
     return value
 
 
@@ -340,10 +340,10 @@ def _validate(key: str, value: object) -> object:
         if value not in ("active", "suspended"):
             raise _invalid("status must be 'active' or 'suspended'")
         return value
-    if key == "access_token_ttl_s":
-        return _int(key, value, minimum=60, maximum=30 * 86_400)
+    if key == "access_token_ttl_s":  # seconds are allowed: developers test refresh logic
+        return _int(key, value, minimum=1, maximum=30 * 86_400, unit="s (30 days)")
     if key == "refresh_token_ttl_s":
-        return _int(key, value, minimum=60, maximum=366 * 86_400)
+        return _int(key, value, minimum=1, maximum=366 * 86_400, unit="s (366 days)")
     if key == "storage_quota_bytes":
         return _int(key, value, minimum=0, maximum=1 << 40)
     if key == "refresh_reuse_grace_s":
@@ -483,6 +483,10 @@ class AppRepository:
         return None if row is None else self._record(row)
 
     async def get_by_api_key(self, api_key: str) -> AppRecord | None:
+        """The app of ``api_key`` (any status), or None — also for a value no
+        key can be (PostgreSQL text cannot even hold a NUL to compare)."""
+        if not api_key or len(api_key) > 64 or "\x00" in api_key:
+            return None
         row = await self._sessions.first(_GET_APP_BY_KEY, {"api_key": api_key})
         return None if row is None else self._record(row)
 

@@ -8,20 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openplatform.storage.engine import Sessions
-from openplatform.storage.models import (
-    AccessToken,
-    AuthorizationCode,
-    Consent,
-    Grant,
-    RefreshToken,
-    utcnow,
-)
+from openplatform.storage.models import Consent, utcnow
+from openplatform.storage.tokens import revoke_user_credentials_in
 
 __all__ = ["ConsentRecord", "ConsentRepository", "merge_scopes"]
 
@@ -130,31 +124,9 @@ class ConsentRepository:
         """Forget the consent and revoke, in the same transaction, every grant of
         the user for the app with all its tokens and session keys; pending
         authorization codes are deleted. True when there was a consent."""
-        now = utcnow()
         async with self._sessions.write() as session:
+            await revoke_user_credentials_in(session, user_id, app_id)  # locks the user first
             result = await session.execute(
                 delete(Consent).where(Consent.user_id == user_id, Consent.app_id == app_id)
-            )
-            await session.execute(
-                update(Grant)
-                .where(Grant.user_id == user_id, Grant.app_id == app_id, Grant.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            for model in (AccessToken, RefreshToken):
-                await session.execute(
-                    update(model)
-                    .where(
-                        model.user_id == user_id,
-                        model.app_id == app_id,
-                        model.revoked_at.is_(None),
-                    )
-                    .values(revoked_at=now)
-                )
-            await session.execute(
-                delete(AuthorizationCode).where(
-                    AuthorizationCode.user_id == user_id,
-                    AuthorizationCode.app_id == app_id,
-                    AuthorizationCode.used_at.is_(None),
-                )
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]

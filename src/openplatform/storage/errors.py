@@ -3,7 +3,13 @@ boundary (e.g. :class:`DuplicateError` → 804 in the admin API)."""
 
 from __future__ import annotations
 
-__all__ = ["DatabaseUnavailable", "DuplicateError", "NotFoundError", "StorageError"]
+__all__ = [
+    "DatabaseUnavailable",
+    "DuplicateError",
+    "NotFoundError",
+    "StorageError",
+    "UserDisabled",
+]
 
 
 class StorageError(Exception):
@@ -20,6 +26,10 @@ class DuplicateError(StorageError):
 
 class NotFoundError(StorageError):
     """The row to change does not exist (or, for apps, was deleted)."""
+
+
+class UserDisabled(StorageError):
+    """Nothing may be issued for this user: disabled (or deleted)."""
 
 
 class DatabaseUnavailable(StorageError):

@@ -111,6 +111,9 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(16), default="")
     profile_visibility: Mapped[str] = mapped_column(String(8), default="public")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The generation of the user's browser sessions: a sign-in cookie of an
+    # older one is void (a password change or disabling moves it on).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime]
 
 
@@ -162,7 +165,7 @@ class AuthorizationCode(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     code_hash: Mapped[str] = mapped_column(Hash, unique=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     redirect_uri: Mapped[str | None] = mapped_column(Text)  # as given at /authorize, or None
     scope: Mapped[str] = mapped_column(Text, default="")
     code_challenge: Mapped[str | None] = mapped_column(String(128))
@@ -205,7 +208,9 @@ class RefreshToken(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     token_hash: Mapped[str] = mapped_column(Hash, unique=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
     scope: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime]

@@ -14,22 +14,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, or_, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openplatform.storage.crypto import SecretBox, hash_token, new_secret, new_token
 from openplatform.storage.engine import Sessions
+from openplatform.storage.errors import UserDisabled
 from openplatform.storage.models import (
     AccessToken,
     AuthorizationCode,
     Grant,
     RefreshToken,
+    User,
     utcnow,
 )
 
 __all__ = [
     "AccessTokenRecord",
     "CodeRecord",
+    "CredentialState",
     "Exchange",
     "ExchangeOutcome",
     "IssuePlan",
@@ -39,6 +42,8 @@ __all__ = [
     "SessionRecord",
     "TokenRepository",
     "join_scope",
+    "lock_user_for_issuing",
+    "revoke_user_credentials_in",
 ]
 
 
@@ -62,12 +67,23 @@ class IssuedTokens:
     grant_id: int
 
 
+class CredentialState(enum.Enum):
+    """What a presented credential is worth (see :meth:`_Lifetime.state`)."""
+
+    LIVE = "live"
+    INVALID = "invalid"  # unknown to this app, or revoked (its user disabled included)
+    EXPIRED = "expired"
+
+
 class _Lifetime:
-    """What every token record answers: its scopes and whether it has expired."""
+    """What every token record answers: its scopes, whether it has expired, and
+    the one rule every credential check applies (gateway, introspection)."""
 
     __slots__ = ()
+    app_id: int
     scope: str
     expires_at: datetime
+    revoked: bool
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -75,6 +91,55 @@ class _Lifetime:
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.expires_at
+
+    def state(self, app_id: int, now: datetime | None = None) -> CredentialState:
+        """Whether the credential still acts for ``app_id``. A user who was
+        disabled, or who revoked the app, had every credential revoked in that
+        same transaction (:func:`revoke_user_credentials_in`), and issuing
+        waits for such a change (:func:`lock_user_for_issuing`): ``revoked``
+        covers them, so no per-call look at the user is needed."""
+        if self.revoked or self.app_id != app_id:
+            return CredentialState.INVALID
+        if self.expired(now):
+            return CredentialState.EXPIRED
+        return CredentialState.LIVE
+
+
+async def lock_user_for_issuing(session: AsyncSession, user_id: int | None) -> None:
+    """Before issuing anything for ``user_id`` in ``session``'s transaction: hold
+    the user's row (``FOR SHARE`` on PostgreSQL; SQLite's write transactions are
+    serial anyway) until commit, so that disabling the user — which locks the
+    row ``FOR UPDATE``, then revokes everything — happens wholly before or
+    wholly after. Raises :class:`UserDisabled` if the user is disabled or gone."""
+    if user_id is None:
+        return
+    disabled = await session.scalar(
+        select(User.disabled).where(User.id == user_id).with_for_update(read=True)
+    )
+    if disabled is not False:
+        raise UserDisabled(f"user {user_id} is disabled")
+
+
+async def revoke_user_credentials_in(
+    session: AsyncSession, user_id: int, app_id: int | None = None
+) -> None:
+    """Revoke every grant of the user (for ``app_id``, or for every app) with
+    all its access tokens, session keys and refresh tokens, and delete the
+    user's unredeemed authorization codes — in the caller's transaction
+    (disabling a user, PROTOCOL §5; revoking an app, ``/account``). The user's
+    row is locked first (``FOR UPDATE``): an exchange that issues for the user
+    (:func:`lock_user_for_issuing`) commits before this, or starts after it."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    now = utcnow()
+    for model in (Grant, AccessToken, RefreshToken):
+        condition = [model.user_id == user_id, model.revoked_at.is_(None)]
+        if app_id is not None:
+            condition.append(model.app_id == app_id)
+        await session.execute(update(model).where(*condition).values(revoked_at=now))
+    codes = [AuthorizationCode.user_id == user_id, AuthorizationCode.used_at.is_(None)]
+    if app_id is not None:
+        codes.append(AuthorizationCode.app_id == app_id)
+    await session.execute(delete(AuthorizationCode).where(*codes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,27 +386,6 @@ class TokenRepository:
                 .values(revoked_at=now)
             )
 
-    async def user_has_valid_token(self, app_id: int, user_id: int) -> bool:
-        """Whether the user has authorized the app and it still holds a live
-        credential: an unexpired, unrevoked access token or refresh token
-        (``users.isAppUser``, PROTOCOL §4)."""
-        now = utcnow()
-        live_access = exists().where(
-            AccessToken.app_id == app_id,
-            AccessToken.user_id == user_id,
-            AccessToken.revoked_at.is_(None),
-            AccessToken.expires_at > now,
-        )
-        live_refresh = exists().where(
-            RefreshToken.app_id == app_id,
-            RefreshToken.user_id == user_id,
-            RefreshToken.revoked_at.is_(None),
-            RefreshToken.rotated_at.is_(None),
-            RefreshToken.expires_at > now,
-        )
-        row = await self._sessions.first(select(or_(live_access, live_refresh)))
-        return row is not None and bool(row[0])
-
     # --- OAuth authorization codes and refresh rotation (PROTOCOL §2) -----------
     # Each exchange is ONE write transaction that starts with a conditional
     # UPDATE: PostgreSQL row-locks the matched row until commit, so concurrent
@@ -409,6 +453,10 @@ class TokenRepository:
                 )
             ).one_or_none()
             if taken is not None:
+                try:
+                    await lock_user_for_issuing(session, taken.user_id)
+                except UserDisabled:
+                    return Exchange(ExchangeOutcome.UNKNOWN)
                 plan = check(
                     CodeRecord(
                         app_id=app_id,
@@ -473,6 +521,10 @@ class TokenRepository:
                 )
             ).one_or_none()
             if taken is not None:
+                try:
+                    await lock_user_for_issuing(session, taken.user_id)
+                except UserDisabled:
+                    return Exchange(ExchangeOutcome.UNKNOWN)
                 plan = check(
                     RefreshRecord(
                         app_id=app_id,
@@ -507,8 +559,9 @@ class TokenRepository:
         self, app_id: int, user_id: int | None, grant_type: str, plan: IssuePlan
     ) -> IssuedTokens:
         """A new grant and its tokens in one transaction (client_credentials,
-        password)."""
+        password). Raises :class:`UserDisabled` for a disabled user."""
         async with self._sessions.write() as session:
+            await lock_user_for_issuing(session, user_id)
             grant_id = await self.create_grant_in(session, app_id, user_id, plan.scope, grant_type)
             return await self._issue_plan_in(session, grant_id, app_id, user_id, plan)
 

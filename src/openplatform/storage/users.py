@@ -23,6 +23,7 @@ from openplatform.storage.passwords import (
     verify_dummy,
     verify_password,
 )
+from openplatform.storage.tokens import revoke_user_credentials_in
 
 __all__ = ["PROFILE_FIELDS", "ProfileVisibility", "UserRecord", "UserRepository"]
 
@@ -64,6 +65,7 @@ class UserRecord:
     profile_visibility: ProfileVisibility
     disabled: bool
     created_at: dt.datetime
+    session_epoch: int = 0  # the generation of the user's browser sessions
 
     @property
     def private(self) -> bool:
@@ -99,6 +101,7 @@ _USER_COLUMNS = (
     User.profile_visibility,
     User.disabled,
     User.created_at,
+    User.session_epoch,
 )
 _GET_USER = select(*_USER_COLUMNS).where(User.id == bindparam("uid"))
 _GET_USERS = select(*_USER_COLUMNS).where(User.id.in_(bindparam("uids", expanding=True)))
@@ -123,6 +126,7 @@ def _record(row: User) -> UserRecord:
         profile_visibility=cast(ProfileVisibility, row.profile_visibility),
         disabled=row.disabled,
         created_at=row.created_at,
+        session_epoch=row.session_epoch,
     )
 
 
@@ -302,7 +306,12 @@ class UserRepository:
     async def update(self, uid: int, patch: Mapping[str, object]) -> UserRecord:
         """Change profile fields, ``profile_visibility``, ``disabled`` or
         ``password``. Unknown or malformed fields are ``ApiError`` 100; an
-        unknown uid is :class:`NotFoundError`."""
+        unknown uid is :class:`NotFoundError`.
+
+        PROTOCOL §5: disabling revokes, in the same transaction, every
+        credential the user holds (tokens, session keys, refresh tokens,
+        unredeemed codes — enabling again brings none back) and ends their
+        browser sessions; a password change ends their browser sessions."""
         changes: dict[str, object] = {}
         for key, value in patch.items():
             if key == "password":
@@ -311,10 +320,15 @@ class UserRepository:
                 )
             else:
                 changes[key] = _profile_value(key, value)
+        disabling = changes.get("disabled") is True
         async with self._sessions.write() as session:
             row = await session.get(User, uid, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"no user {uid}")
+            if disabling:
+                await revoke_user_credentials_in(session, uid)
+            if disabling or "password_hash" in changes:
+                changes["session_epoch"] = row.session_epoch + 1
             for key, value in changes.items():
                 setattr(row, key, value)
         return _record(row)
