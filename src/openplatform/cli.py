@@ -164,7 +164,18 @@ def run_server(server: str, host: str, port: int, workers: int) -> None:
     if server == "uvicorn":
         import uvicorn
 
-        uvicorn.run(target, factory=True, host=host, port=port, workers=workers, access_log=False)
+        # proxy_headers=False: the app alone decides whom to believe (PROTOCOL
+        # §3.3, OPENPLATFORM_TRUSTED_PROXIES); uvicorn's default rewrites the
+        # peer from X-Forwarded-For for any loopback client. Granian does not.
+        uvicorn.run(
+            target,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            proxy_headers=False,
+        )
         return
     from granian import Granian
     from granian.constants import Interfaces

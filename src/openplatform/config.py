@@ -75,6 +75,12 @@ class Settings:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     secret_key: str | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # PROTOCOL §2 sign-in limits: failed password checks per account and per
+    # client IP in their windows (0 turns a limit off)
+    login_failures_per_account: int = 10
+    login_account_window_s: int = 900
+    login_failures_per_ip: int = 100
+    login_ip_window_s: int = 300
     demo: bool = False  # OPENPLATFORM_DEMO=1: serve the demo app's callback page
 
     @classmethod
@@ -117,6 +123,10 @@ class Settings:
             trusted_proxies=parse_networks(
                 env.get(PREFIX + "TRUSTED_PROXIES", ""), name=PREFIX + "TRUSTED_PROXIES"
             ),
+            login_failures_per_account=_int(env, "LOGIN_FAILURES_PER_ACCOUNT", 10, minimum=0),
+            login_account_window_s=_int(env, "LOGIN_ACCOUNT_WINDOW_S", 900),
+            login_failures_per_ip=_int(env, "LOGIN_FAILURES_PER_IP", 100, minimum=0),
+            login_ip_window_s=_int(env, "LOGIN_IP_WINDOW_S", 300),
             demo=env.get(PREFIX + "DEMO", "") not in ("", "0"),
         )
 

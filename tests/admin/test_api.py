@@ -118,6 +118,26 @@ async def test_invalid_patch_rejected(admin: httpx.AsyncClient) -> None:
     assert_error(response, 400, 100)
 
 
+@pytest.mark.parametrize(
+    ("field", "shortest", "longest"),
+    [("access_token_ttl_s", 1, 30 * 86400), ("refresh_token_ttl_s", 1, 366 * 86400)],
+)
+async def test_token_lifetimes_from_one_second(
+    admin: httpx.AsyncClient, field: str, shortest: int, longest: int
+) -> None:
+    """PROTOCOL §5: developers test their refresh logic with second-long tokens."""
+    app = (await admin.post("/admin/api/apps", json={"name": "x"})).json()
+    url = f"/admin/api/apps/{app['app_id']}"
+    for value in (shortest, 5, longest):
+        response = await admin.patch(url, json={field: value})
+        assert response.status_code == 200, response.text
+        assert response.json()[field] == value
+    for value in (shortest - 1, longest + 1):
+        body = assert_error(await admin.patch(url, json={field: value}), 400, 100)
+        detail = str(body["error_detail"])
+        assert field in detail and f"between {shortest} and {longest}" in detail
+
+
 @pytest.mark.parametrize("app_id", ["999999", "abc", "-1", "1" * 40])
 async def test_unknown_app_is_900(admin: httpx.AsyncClient, app_id: str) -> None:
     assert_error(await admin.get(f"/admin/api/apps/{app_id}"), 404, 900)

@@ -276,6 +276,41 @@ async def test_rate_concurrent_tasks_exactly_limit(shared_state: SharedState) ->
     assert remaining == list(range(20))
 
 
+async def test_released_calls_come_back_one_each(shared_state: SharedState) -> None:
+    rule = RateLimitRule("slot", limit=3, window_s=600)
+    for _ in range(3):
+        assert (await shared_state.hit_rate_limits(APP, [rule])).outcome is OK
+    assert (await shared_state.hit_rate_limits(APP, [rule])).outcome is Outcome.RATE_LIMITED
+    await shared_state.release_rate_limits(APP, [rule])
+    back = await shared_state.hit_rate_limits(APP, [rule])
+    assert back.outcome is OK
+    assert back.rate is not None and back.rate.remaining == 0
+    assert (await shared_state.hit_rate_limits(APP, [rule])).outcome is Outcome.RATE_LIMITED
+
+
+async def test_release_never_holds_more_than_the_limit(shared_state: SharedState) -> None:
+    rule = RateLimitRule("slot", limit=2, window_s=600)
+    await shared_state.hit_rate_limits(APP, [rule])
+    for _ in range(5):
+        await shared_state.release_rate_limits(APP, [rule])
+    verdicts = [await shared_state.hit_rate_limits(APP, [rule]) for _ in range(3)]
+    assert [v.outcome for v in verdicts] == [OK, OK, Outcome.RATE_LIMITED]
+
+
+async def test_cleared_counters_are_full_again(shared_state: SharedState) -> None:
+    cleared = RateLimitRule("account", limit=2, window_s=600)
+    kept = RateLimitRule("ip", limit=5, window_s=600)
+    for _ in range(2):
+        await shared_state.hit_rate_limits(APP, [cleared, kept])
+    await shared_state.release_rate_limits(APP, [], clear=["account"])
+    verdict = await shared_state.hit_rate_limits(APP, [cleared, kept])
+    assert verdict.outcome is OK
+    assert verdict.rate is not None and (verdict.rate.limit, verdict.rate.remaining) == (2, 1)
+    await shared_state.release_rate_limits("another-app", [], clear=["ip"])  # other apps' only
+    status = await shared_state.hit_rate_limits(APP, [kept])
+    assert status.rate is not None and status.rate.remaining == 1
+
+
 @pytest.mark.parametrize(
     "rules",
     [

@@ -89,6 +89,23 @@ async def test_bearer_call_header_and_param(world: World) -> None:
     assert r.json() == {"uid": world.alice.uid}
 
 
+async def test_signed_call_with_a_bearer_header_is_100(world: World) -> None:
+    """PROTOCOL §3.1: the header is outside the signature, so a captured
+    app-only signed request plus another user's token must not act as them."""
+    captured = world.client.signed_params(ME)  # app-only: it would answer 6
+    other_users_token = {"Authorization": f"Bearer {world.alice_full.access_token}"}
+    r = await world.client.raw(f"/rest/2.0/{ME}", captured, headers=other_users_token)
+    assert_error(r, 100, 400)
+    assert "Authorization header" in r.json()["error_detail"]
+    signed_as_alice = world.client.signed_params(
+        ME, {"access_token": world.alice_basic.access_token}
+    )
+    same_token = {"Authorization": f"Bearer {world.alice_basic.access_token}"}
+    assert_error(
+        await world.client.raw(f"/rest/2.0/{ME}", signed_as_alice, headers=same_token), 100
+    )
+
+
 async def test_local_time_timestamp(world: World) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     r = await world.client.call(

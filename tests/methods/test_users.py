@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
+from sqlalchemy import update
 
 from openplatform.errors import entry
+from openplatform.storage.models import AccessToken, RefreshToken, utcnow
 from tests.gateway.world import World, add_user, issue
 
 INFO = "users.getInfo"
@@ -129,6 +133,25 @@ async def test_is_app_user(world: World) -> None:
     assert r.json() == {"result": True}
     assert_error(await world.client.call(method, {"uid": "x"}), 108)
     assert_error(await world.client.call(method), 100)
+
+
+async def test_is_app_user_by_consent_not_by_live_tokens(world: World) -> None:
+    """PROTOCOL §4: true while the user has authorized the app and not revoked
+    it — after every token of theirs expired too."""
+    db = world.services.database
+    carol = await add_user(db, "carol")
+    await issue(db, world.app, carol, "basic", ttl_s=1)
+    async with db.sessions.write() as session:  # every token and refresh token expired
+        for model in (AccessToken, RefreshToken):
+            await session.execute(
+                update(model)
+                .where(model.user_id == carol.uid)
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+    is_user = {"uid": str(carol.uid)}
+    assert (await world.client.call("users.isAppUser", is_user)).json() == {"result": True}
+    await db.consents.revoke(carol.uid, world.app.id)
+    assert (await world.client.call("users.isAppUser", is_user)).json() == {"result": False}
 
 
 async def test_xml_result(world: World) -> None:

@@ -24,13 +24,15 @@ USERNAME = "alice"
 PASSWORD = "correct horse battery staple"
 
 
-def make_settings(database_url: str, data_dir: Path) -> Settings:
+def make_settings(database_url: str, data_dir: Path, **env: str) -> Settings:
+    """The test settings; ``env`` adds ``OPENPLATFORM_<name>`` variables."""
     return Settings.from_env(
         {
             "OPENPLATFORM_DATABASE_URL": database_url,
             "OPENPLATFORM_DATA_DIR": str(data_dir),
             "OPENPLATFORM_SECRET_KEY": TEST_SECRET_KEY,
             "OPENPLATFORM_ISSUER": ISSUER,
+            **{f"OPENPLATFORM_{name}": value for name, value in env.items()},
         }
     )
 

@@ -185,7 +185,7 @@ async def test_login_is_rate_limited_per_account(world: OAuthWorld) -> None:
 
 async def test_login_is_rate_limited_per_ip(world: OAuthWorld) -> None:
     """Many accounts from one address: the per-IP limit stops them (here 5)."""
-    throttle = LoginThrottle(world.services.shared_state, per_account=100, per_ip=5)
+    throttle = LoginThrottle(world.services.shared_state, failures_per_ip=5)
     app = Starlette(routes=oauth_routes(world.services, throttle=throttle))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:
         params = authorize_params(world.app, Pkce.new())

@@ -148,3 +148,79 @@ async def test_tokens_codes_and_secrets_are_stored_only_hashed_or_encrypted(
     from openplatform.storage.crypto import hash_token
 
     assert hash_token(str(body["access_token"])) in dump
+
+
+async def test_error_page_links_never_carry_the_password(world: OAuthWorld) -> None:
+    """A review found the 400 page's language link repeating every submitted
+    field, the password included."""
+    response = await world.http.post(
+        AUTHORIZE,
+        data={
+            "response_type": "code",
+            "client_id": "ak_unknown",
+            "state": "s1",
+            "username": USERNAME,
+            "password": "hunter2-secret",
+            "csrf_token": "t",
+            "action": "login",
+        },
+    )
+    assert response.status_code == 400
+    assert "hunter2-secret" not in response.text
+    links = [part.split('"', 1)[0] for part in response.text.split('href="')[1:]]
+    switch = [link for link in links if "lang=" in link]
+    assert switch, links
+    for link in switch:
+        assert "password" not in link and "username" not in link and "csrf" not in link
+        assert "client_id=ak_unknown" in link and "state=s1" in link
+
+
+@pytest.mark.parametrize(
+    ("cookies", "fields"),
+    [
+        ({}, {"csrf_token": "é"}),
+        ({"op_csrf": "é" * 20}, {"csrf_token": "abc"}),
+        ({"op_session": "1.2.\u00e9"}, {}),
+        ({"op_session": "1.2.3.ü.é"}, {}),
+    ],
+)
+async def test_non_ascii_cookies_and_csrf_tokens_are_refused_not_500(
+    world: OAuthWorld, cookies: dict[str, str], fields: dict[str, str]
+) -> None:
+    params = authorize_params(world.app, Pkce.new())
+    header = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    headers = {"Cookie": header.encode()} if cookies else {}
+    for response in (
+        await world.http.get(AUTHORIZE, params=params, headers=headers),
+        await world.http.post(
+            AUTHORIZE,
+            data={
+                **params,
+                "action": "login",
+                "username": USERNAME,
+                "password": PASSWORD,
+                **fields,
+            },
+            headers=headers,
+        ),
+    ):
+        assert response.status_code in (200, 403), response.text
+        assert response.headers.get("x-error-code") != "1"
+
+
+async def test_loopback_redirect_with_a_host_after_the_literal_is_refused(
+    world: OAuthWorld,
+) -> None:
+    """PROTOCOL §2: for a registered ``http://[::1]:8080/cb?x=1`` the host must
+    be exactly ``[::1]`` — ``http://[::1]evil.com/cb?x=1`` got a redirect."""
+    app = await world.new_app(redirect_uris=["http://[::1]:8080/cb?x=1"])
+    for uri, status in (
+        ("http://[::1]evil.com/cb?x=1", 400),
+        ("http://[::1]:9999/cb?x=1", 200),
+    ):
+        params = {**authorize_params(app, Pkce.new()), "redirect_uri": uri}
+        response = await world.http.get(AUTHORIZE, params=params)
+        assert response.status_code == status, response.text
+        assert "location" not in response.headers
+        if status == 400:
+            assert "10007" in response.text

@@ -126,7 +126,7 @@ async def test_password_grant_is_rate_limited_with_headers(world: OAuthWorld) ->
         statuses.append(response.status_code)
         assert "x-ratelimit-remaining" in response.headers
     assert statuses == [400] * 11
-    assert response.json()["error_code"] == 10002
+    assert response.json()["error_code"] == 10000  # PROTOCOL §2: over a sign-in limit
     assert "too many" in response.json()["error_detail"]
     assert int(response.headers["retry-after"]) > 0
     assert response.headers["x-ratelimit-remaining"] == "0"

@@ -131,6 +131,14 @@ class SharedState(abc.ABC):
         return await self.check_call(CallCheck(app=app, limits=tuple(limits)))
 
     @abc.abstractmethod
+    async def release_rate_limits(
+        self, app: str, release: Sequence[RateLimitRule], clear: Sequence[str] = ()
+    ) -> None:
+        """In one atomic step: give one call back to every counter of ``release``
+        (a counter never holds more than its limit) and empty the counters
+        whose keys are in ``clear``."""
+
+    @abc.abstractmethod
     async def ping(self) -> None:
         """Raise if the backend cannot be reached (for ``/readyz``)."""
 

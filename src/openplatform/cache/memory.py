@@ -193,6 +193,23 @@ class MemorySharedState(SharedState):
 
         return CallVerdict(outcome, most_constrained(states) if states else None)
 
+    async def release_rate_limits(
+        self, app: str, release: Sequence[RateLimitRule], clear: Sequence[str] = ()
+    ) -> None:
+        base = key_base(self._prefix, app)
+        given_back = [(base + "r:" + rule.key, emission_interval_us(rule)) for rule in release]
+        with self._lock:
+            now = self._clock()
+            for key, interval in given_back:
+                stored = self._get(key, now)
+                tat = (stored if isinstance(stored, int) else 0) - interval
+                if tat > now:
+                    self._put(key, tat, tat)
+                else:
+                    self._expire(key, now)
+            for rule_key in clear:
+                self._expire(base + "r:" + rule_key, now)
+
     def _get(self, key: str, now: int) -> str | int | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] <= now:
@@ -203,6 +220,12 @@ class MemorySharedState(SharedState):
         if key not in self._entries:
             heapq.heappush(self._deadlines, (deadline, key))
         self._entries[key] = (deadline, value)
+
+    def _expire(self, key: str, now: int) -> None:
+        """Forget ``key`` now (its deadline entry stays: the sweep drops both)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries[key] = (now, entry[1])
 
     def _sweep(self, now: int) -> None:
         deadlines = self._deadlines

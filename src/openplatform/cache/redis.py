@@ -17,12 +17,14 @@ its own nonce as a replay.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from importlib import resources
 
 from openplatform.cache import (
     CallCheck,
     CallVerdict,
     Outcome,
+    RateLimitRule,
     RateStatus,
     SharedState,
     SharedStateUnavailable,
@@ -47,6 +49,10 @@ CHECK_CALL_SCRIPT: bytes = (
     resources.files("openplatform.cache").joinpath("lua/check_call.lua").read_bytes()
 )
 _CHECK_CALL_SHA = hashlib.sha1(CHECK_CALL_SCRIPT, usedforsecurity=False).hexdigest()
+RELEASE_LIMITS_SCRIPT: bytes = (
+    resources.files("openplatform.cache").joinpath("lua/release_limits.lua").read_bytes()
+)
+_RELEASE_LIMITS_SHA = hashlib.sha1(RELEASE_LIMITS_SCRIPT, usedforsecurity=False).hexdigest()
 _OUTCOMES = (
     Outcome.OK,
     Outcome.REPLAYED,
@@ -88,7 +94,7 @@ class RedisSharedState(SharedState):
     async def check_call(self, check: CallCheck) -> CallVerdict:
         keys, args = self.keys_and_args(check)
         try:
-            reply = await self._evalsha(keys, args)
+            reply = await self._evalsha(keys, args, CHECK_CALL_SCRIPT, _CHECK_CALL_SHA)
         except RedisConnectionError as exc:
             raise SharedStateUnavailable(f"Redis unavailable: {exc}") from exc
         if not isinstance(reply, list):
@@ -99,15 +105,33 @@ class RedisSharedState(SharedState):
         _, limit, remaining, reset_s, retry_after_s = (int(value) for value in reply)
         return CallVerdict(outcome, RateStatus(limit, remaining, reset_s, retry_after_s))
 
-    async def _evalsha(self, keys: list[str], args: list[str | int]) -> object:
-        command = ("EVALSHA", _CHECK_CALL_SHA, len(keys), *keys, *args)
+    async def release_rate_limits(
+        self, app: str, release: Sequence[RateLimitRule], clear: Sequence[str] = ()
+    ) -> None:
+        base = key_base(self._prefix, app)
+        keys = [base + "r:" + rule.key for rule in release]
+        keys += [base + "r:" + key for key in clear]
+        args: list[str | int] = [len(release), *(emission_interval_us(r) for r in release)]
+        try:
+            await self._evalsha(keys, args, RELEASE_LIMITS_SCRIPT, _RELEASE_LIMITS_SHA)
+        except RedisConnectionError as exc:
+            raise SharedStateUnavailable(f"Redis unavailable: {exc}") from exc
+
+    async def _evalsha(
+        self,
+        keys: list[str],
+        args: list[str | int],
+        script: bytes,
+        sha: str,
+    ) -> object:
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
         try:
             return await self._connection.execute(*command)
         except RedisReplyError as exc:
             if exc.kind != "NOSCRIPT":
                 raise
             # A restarted or flushed server forgot the script: load it once more.
-            await self._connection.execute("SCRIPT", "LOAD", CHECK_CALL_SCRIPT.decode())
+            await self._connection.execute("SCRIPT", "LOAD", script.decode())
             return await self._connection.execute(*command)
 
     async def ping(self) -> None:

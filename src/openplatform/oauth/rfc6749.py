@@ -234,9 +234,10 @@ class TokenEndpoint:
         scope = resolve_scope(params.get("scope"), client)
         attempt = await self._throttle.attempt(username, client_ip)
         if attempt.retry_after_s:
+            # PROTOCOL §2: over a sign-in limit the password grant is 10000.
             raise OAuthError(
-                Code.INVALID_GRANT,
-                f"too many sign-in attempts; retry in {attempt.retry_after_s} s",
+                Code.INVALID_REQUEST,
+                f"too many failed sign-ins; retry in {attempt.retry_after_s} s",
                 headers=attempt.headers(),
             )
         user = await self._storage.authenticate_user(username, password)
@@ -244,6 +245,7 @@ class TokenEndpoint:
             raise OAuthError(
                 Code.INVALID_GRANT, "wrong username or password", headers=attempt.headers()
             )
+        await self._throttle.succeeded(attempt)
         plan = TokenPlan(
             scope=scope,
             access_ttl_s=client.access_token_ttl_s,

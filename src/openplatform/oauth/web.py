@@ -62,7 +62,8 @@ def oauth_routes(services: Services, *, throttle: LoginThrottle | None = None) -
     """The OAuth endpoints and the static files of their pages. ``throttle``
     replaces the default sign-in limits."""
     storage = SqlOAuthStorage(services.database)
-    return OAuthWeb(services, storage, throttle or LoginThrottle(services.shared_state)).routes()
+    throttle = throttle or LoginThrottle.from_settings(services.shared_state, services.settings)
+    return OAuthWeb(services, storage, throttle).routes()
 
 
 def _request_id(request: Request) -> str:
@@ -403,6 +404,7 @@ class _Flow:
             if user is None:
                 response = self.login_page(text["wrong_credentials"], 401, username)
             else:
+                await self.web.throttle.succeeded(attempt)
                 response = await self.after_sign_in(user)
                 self.web.set_session_cookie(response, user)
         response.headers.update(attempt.headers())

@@ -1,0 +1,58 @@
+"""``openplatform serve`` as a real OS process on a free loopback port, for
+tests that need what only a real server shows (its ASGI server's own
+behaviour, several worker processes, signals)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+OPENPLATFORM = str(Path(sys.executable).with_name("openplatform"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_process(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
+    """Start ``openplatform serve --port <free> *args`` with ``env``; yield its
+    base URL once ``/healthz`` answers; stop it (SIGTERM, then SIGKILL)."""
+    port = free_port()
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [OPENPLATFORM, "serve", "--port", str(port), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the server did not start in time"
+            try:
+                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
