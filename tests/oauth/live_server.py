@@ -45,7 +45,9 @@ async def _seed(url: str) -> AppRecord:
 
 
 @contextmanager
-def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
+def serving(database_url: str, data_dir: Path) -> Iterator[str]:
+    """The application on ``database_url``, served by uvicorn on 127.0.0.1
+    and a free port: its base URL (which is also its issuer)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -57,7 +59,6 @@ def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
             "OPENPLATFORM_ISSUER": issuer,
         }
     )
-    app_record = run_in_thread(_seed(database_url))
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -67,11 +68,18 @@ def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
         assert time.monotonic() < deadline, "the server did not start in time"
         time.sleep(0.02)
     try:
-        yield LiveServer(issuer, app_record)
+        yield issuer
     finally:
         server.should_exit = True
         thread.join(timeout=20)
         sock.close()
+
+
+@contextmanager
+def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
+    app_record = run_in_thread(_seed(database_url))
+    with serving(database_url, data_dir) as issuer:
+        yield LiveServer(issuer, app_record)
 
 
 def sign_in_and_approve(session: requests.Session, authorize_url: str) -> str:

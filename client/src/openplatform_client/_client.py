@@ -336,7 +336,7 @@ class Client:
 
     def _send(self, call: PreparedCall[T]) -> ApiAnswer:
         core = self._core
-        retries, refreshed = 0, False
+        retries, resigns, refreshed = 0, 0, False
         while True:
             tokens = core.tokens
             request = core.request_for(call, tokens)
@@ -353,6 +353,9 @@ class Client:
                     assert tokens is not None and tokens.refresh_token is not None
                     refreshed = True
                     core.replace_tokens(tokens, self.oauth.refresh(tokens.refresh_token))
+                    continue
+                if core.retry_policy.resign(error, resigns):
+                    resigns += 1
                     continue
                 delay = core.retry_policy.delay(error, retries, call.idempotent)
                 if delay is None:
@@ -469,7 +472,7 @@ class AsyncClient:
 
     async def _send(self, call: PreparedCall[T]) -> ApiAnswer:
         core = self._core
-        retries, refreshed = 0, False
+        retries, resigns, refreshed = 0, 0, False
         while True:
             tokens = core.tokens
             request = core.request_for(call, tokens)
@@ -486,6 +489,9 @@ class AsyncClient:
                     assert tokens is not None and tokens.refresh_token is not None
                     refreshed = True
                     core.replace_tokens(tokens, await self.oauth.refresh(tokens.refresh_token))
+                    continue
+                if core.retry_policy.resign(error, resigns):
+                    resigns += 1
                     continue
                 delay = core.retry_policy.delay(error, retries, call.idempotent)
                 if delay is None:

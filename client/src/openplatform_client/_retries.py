@@ -2,9 +2,12 @@
 
 The rule (also in the project README, "Python SDK"):
 
-- **4** (rate limited) and **103** (``call_id`` not above the last accepted
-  one — concurrent calls overtaking each other) are answered by checks 11 and
-  13 of PROTOCOL §3.3, before the method runs: any call is sent again.
+- **4** (rate limited) is answered by check 13 of PROTOCOL §3.3, before the
+  method runs: any call is sent again, after ``Retry-After``.
+- **103** (``call_id`` not above the last accepted one) is check 11, also
+  before the method: concurrent calls of one client overtake each other on
+  the way. Any call is re-signed with a new (higher) ``call_id`` and sent at
+  once, up to ``max_call_id_retries`` times, apart from ``max_retries``.
 - A connection that was never made (refused, connect or pool timeout): the
   request never left, so any call is sent again.
 - **2** (service unavailable) comes from maintenance (check 1, before the
@@ -47,6 +50,7 @@ class RetryPolicy:
     """How often and how patiently failed calls are sent again."""
 
     max_retries: int = 2
+    max_call_id_retries: int = 10
     initial_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0
@@ -56,12 +60,15 @@ class RetryPolicy:
         if self.max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
 
+    def resign(self, error: OpenPlatformError, resigns_done: int) -> bool:
+        """Whether to send the call again at once with a new ``call_id`` (103)."""
+        code = getattr(error, "code", None)
+        return code == _CALL_ID_NOT_INCREASING and resigns_done < self.max_call_id_retries
+
     @staticmethod
     def may_resend(error: OpenPlatformError, idempotent: bool) -> bool:
         """Whether sending the call again cannot do twice what it did once."""
         if isinstance(error, RateLimitError):
-            return True
-        if getattr(error, "code", None) == _CALL_ID_NOT_INCREASING:
             return True
         if isinstance(error, APIConnectionError):
             return idempotent or not error.request_sent
@@ -74,8 +81,6 @@ class RetryPolicy:
         when the error is to be raised."""
         if retries_done >= self.max_retries or not self.may_resend(error, idempotent):
             return None
-        if getattr(error, "code", None) == _CALL_ID_NOT_INCREASING:
-            return 0.0  # a new call_id is all it takes
         retry_after: float | None = getattr(error, "retry_after", None)
         if retry_after is not None:
             if retry_after > self.max_retry_after:

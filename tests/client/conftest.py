@@ -1,0 +1,3 @@
+from tests.client.live import live_world
+
+__all__ = ["live_world"]
