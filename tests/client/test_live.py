@@ -106,9 +106,9 @@ def test_concurrent_signed_calls_from_threads_all_succeed(live_world: LiveWorld)
 
 
 def test_errors_carry_code_request_id_and_both_messages(live_world: LiveWorld) -> None:
-    with Client(live_world.app.api_key, "wrong-secret", base_url=live_world.base_url) as client:
-        with pytest.raises(AuthenticationError) as caught:
-            client.users.get_info(uids=[1])
+    wrong = Client(live_world.app.api_key, "wrong-secret", base_url=live_world.base_url)
+    with wrong, pytest.raises(AuthenticationError) as caught:
+        wrong.users.get_info(uids=[1])
     error = caught.value
     assert error.code == 104
     assert error.http_status == 401
@@ -124,9 +124,11 @@ def test_errors_carry_code_request_id_and_both_messages(live_world: LiveWorld) -
 
 
 def test_errors_in_chinese(live_world: LiveWorld) -> None:
-    with app_client(live_world, lang="zh") as client:
-        with pytest.raises(PermissionDeniedError) as caught:
-            client.users.get_info(uids=[live_world.bob.uid])
+    with (
+        app_client(live_world, lang="zh") as client,
+        pytest.raises(PermissionDeniedError) as caught,
+    ):
+        client.users.get_info(uids=[live_world.bob.uid])
     assert caught.value.code == 210
     assert caught.value.message == caught.value.message_zh == "用户不可见"
     assert caught.value.message_en == "User not visible"
@@ -156,13 +158,13 @@ def test_each_error_family(live_world: LiveWorld) -> None:
     with app_client(live_world) as app_only, pytest.raises(PermissionDeniedError) as app_only_6:
         app_only.users.get_logged_in_user()
     assert app_only_6.value.code == 6
-    with Client("no-such-key", "x", base_url=live_world.base_url) as client:
-        with pytest.raises(AuthenticationError) as unknown_key:
-            client.users.get_info(uids=[1])
+    unknown = Client("no-such-key", "x", base_url=live_world.base_url)
+    with unknown, pytest.raises(AuthenticationError) as unknown_key:
+        unknown.users.get_info(uids=[1])
     assert unknown_key.value.code == 101
-    with Client(access_token="not-a-token", base_url=live_world.base_url) as client:
-        with pytest.raises(AuthenticationError) as bad_token:
-            client.users.get_logged_in_user()
+    bearer = Client(access_token="not-a-token", base_url=live_world.base_url)
+    with bearer, pytest.raises(AuthenticationError) as bad_token:
+        bearer.users.get_logged_in_user()
     assert (bad_token.value.code, bad_token.value.http_status) == (110, 401)
 
 
@@ -177,9 +179,9 @@ def test_the_catalogue_copy_is_the_servers(live_world: LiveWorld) -> None:
 
 
 def test_no_server_is_a_connection_error() -> None:
-    with Client("k", "s", base_url="http://127.0.0.1:9", max_retries=0) as client:
-        with pytest.raises(APIConnectionError) as caught:
-            client.users.get_info(uids=[1])
+    nowhere = Client("k", "s", base_url="http://127.0.0.1:9", max_retries=0)
+    with nowhere, pytest.raises(APIConnectionError) as caught:
+        nowhere.users.get_info(uids=[1])
     assert caught.value.request_sent is False
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from openplatform_client import (
     APIConnectionError,
+    APIError,
     AsyncClient,
     Client,
     DatabaseError,
@@ -151,9 +152,9 @@ def test_call_id_races_are_resent_at_once_for_any_call() -> None:
 def test_other_errors_are_not_resent() -> None:
     for code in (1, 100, 104, 107, 110, 803):
         fake = FakeGateway([error(code), answer([])])
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(APIError) as caught:
             client(fake, Sleeps()).users.get_info(uids=[1])
-        assert getattr(caught.value, "code", None) == code
+        assert caught.value.code == code
         assert len(fake.received) == 1
 
 
