@@ -21,6 +21,7 @@ from openplatform_client import (
     InvalidParameterError,
     MethodNotFoundError,
     PermissionDeniedError,
+    RateLimitError,
     SignMethod,
     UserInfo,
 )
@@ -238,3 +239,26 @@ async def test_async_concurrent_signed_calls_all_succeed(live_world: LiveWorld) 
             *(client.users.get_info(uids=[live_world.alice.uid]) for _ in range(25))
         )
     assert all(users[0].username == "alice" for users in results)
+
+
+def test_a_real_rate_limit_is_retried_after_its_retry_after(live_world: LiveWorld) -> None:
+    """The live gateway's 4 and Retry-After: the client waits at least that
+    long (an injected sleep records it; the window does not pass, so the
+    retries are refused too and the error comes back with its retry_after)."""
+    app = asyncio.run(
+        live_world.new_app(rate_limits=[{"methods": "*", "per": "app", "limit": 2, "window_s": 30}])
+    )
+    sleeps: list[float] = []
+    with Client(
+        app.api_key, app.secret, base_url=live_world.base_url, sleep=sleeps.append
+    ) as client:
+        for _ in range(2):
+            client.users.get_info(uids=[live_world.alice.uid])
+        with pytest.raises(RateLimitError) as caught:
+            # even a call marked not idempotent: 4 is answered before the method runs
+            client.call("users.getInfo", idempotent=False, uids=[live_world.alice.uid])
+    error = caught.value
+    assert error.code == 4 and error.http_status == 429 and error.request_id
+    assert error.retry_after is not None and 1 <= error.retry_after <= 30
+    assert len(sleeps) == 2
+    assert all(wait >= error.retry_after - 1 for wait in sleeps)
