@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
@@ -48,17 +50,23 @@ class TokenRequests:
         self(request)
 
 
+@contextmanager
 def confidential(
     live: LiveWorld, counter: TokenRequests | None = None, **options: object
-) -> Client:
+) -> Iterator[Client]:
+    """A client of the test app whose token requests ``counter`` counts."""
     hooks = {"request": [counter]} if counter else {}
-    return Client(
-        live.app.api_key,
-        live.app.secret,
-        base_url=live.base_url,
-        http_client=httpx.Client(event_hooks=hooks),  # type: ignore[arg-type]
-        **options,  # type: ignore[arg-type]
-    )
+    with (
+        httpx.Client(event_hooks=hooks) as http,  # type: ignore[arg-type]
+        Client(
+            live.app.api_key,
+            live.app.secret,
+            base_url=live.base_url,
+            http_client=http,
+            **options,  # type: ignore[arg-type]
+        ) as client,
+    ):
+        yield client
 
 
 def sign_in(client: Client, scope: str = "basic email") -> TokenSet:
@@ -223,12 +231,15 @@ async def _sign_in_async(
 
 async def test_async_flow_and_concurrent_refresh(live_world: LiveWorld) -> None:
     counter = TokenRequests()
-    async with AsyncClient(
-        live_world.app.api_key,
-        live_world.app.secret,
-        base_url=live_world.base_url,
-        http_client=httpx.AsyncClient(event_hooks={"request": [counter.hook]}),
-    ) as client:
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [counter.hook]}) as http,
+        AsyncClient(
+            live_world.app.api_key,
+            live_world.app.secret,
+            base_url=live_world.base_url,
+            http_client=http,
+        ) as client,
+    ):
         request, redirect = await _sign_in_async(client)
         tokens = await client.oauth.exchange_code(
             client.oauth.code_from_callback(redirect, request), request

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import httpx
 
 from openplatform_client._catalogue import Lang
-from openplatform_client._exceptions import CallbackError, oauth_error
+from openplatform_client._exceptions import APIConnectionError, CallbackError, oauth_error
 from openplatform_client._results import unexpected
 from openplatform_client._wire import WireRequest, map_transport_errors, read_oauth_answer
 
@@ -367,11 +367,16 @@ class AsyncOAuth:
             tokens = await self._token(_refresh_form(refresh_token, scope))
         except BaseException as exc:
             del self._in_flight[refresh_token]
-            if isinstance(exc, Exception):
-                flight.set_exception(exc)
-                flight.exception()  # retrieved: no "never retrieved" warning without waiters
-            else:
-                flight.cancel()
+            # Waiters get the error; a cancelled leader must not cancel them.
+            shared = (
+                exc
+                if isinstance(exc, Exception)
+                else APIConnectionError(
+                    "the refresh this call waited for was cancelled", request_sent=True
+                )
+            )
+            flight.set_exception(shared)
+            flight.exception()  # retrieved: no "never retrieved" warning without waiters
             raise
         self._rotations.add(refresh_token, tokens)
         del self._in_flight[refresh_token]
