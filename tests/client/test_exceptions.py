@@ -3,6 +3,7 @@ catalogue copy is the server's catalogue."""
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import tomllib
@@ -134,3 +135,17 @@ def test_the_sdk_stands_alone() -> None:
         "assert not [m for m in sys.modules if m.startswith('openplatform.')]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_errors_survive_pickling() -> None:
+    """For multiprocessing and task queues."""
+    error = api_error(4, "Open api request limit reached", request_id="r1", retry_after=2.0)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is sdk.RateLimitError and str(copy) == str(error)
+    assert (copy.code, copy.request_id, copy.retry_after, copy.message_zh) == (
+        4, "r1", 2.0, "接口调用次数已达到设定的上限",
+    )  # fmt: skip
+    grant = pickle.loads(pickle.dumps(oauth_error(10002, "invalid_grant")))
+    assert type(grant) is sdk.InvalidGrantError and grant.error_description == "Invalid grant"
+    lost = pickle.loads(pickle.dumps(sdk.APIConnectionError("reset", request_sent=True)))
+    assert lost.request_sent is True

@@ -68,6 +68,20 @@ __all__ = [
 class OpenPlatformError(Exception):
     """Base class of every exception the SDK raises."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # The subclasses take keyword arguments: pickle (multiprocessing,
+        # task queues) restores the attributes instead of calling __init__.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[OpenPlatformError], args: tuple[object, ...], state: dict[str, object]
+) -> OpenPlatformError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class APIConnectionError(OpenPlatformError):
     """The request got no answer (refused, reset, DNS, TLS…).
