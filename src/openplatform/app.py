@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import orjson
 from starlette.applications import Starlette
@@ -24,6 +23,7 @@ from openplatform.errors import CATALOGUE, ApiError, Code, OAuthError
 from openplatform.errors.render import api_error_response, negotiate_lang, oauth_error_response
 from openplatform.gateway.call_counter import call_counter
 from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
+from openplatform.request_ids import request_id_for
 from openplatform.services import Services
 from openplatform.storage.errors import DatabaseUnavailable
 
@@ -31,7 +31,6 @@ __all__ = ["RequestContextMiddleware", "app_from_env", "build_services", "create
 
 log = logging.getLogger("openplatform")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ROUTE_GROUPS = (
     ("/rest/", "api"),
     ("/oauth/", "oauth"),
@@ -54,24 +53,26 @@ def route_group(path: str) -> str:
 class RequestContextMiddleware:
     """Gives every request an id (``X-Request-Id``), records metrics, and turns
     anything unexpected into code 1 with that id — the traceback goes to the
-    server log only (PROTOCOL §1)."""
+    server log only (PROTOCOL §1).
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``direct`` maps path prefixes to ASGI apps that do all of that themselves
+    (the open API gateway): their requests go straight there, past Starlette's
+    routing and exception layers — the hot path pays for none of them."""
+
+    def __init__(self, app: ASGIApp, direct: Sequence[tuple[str, ASGIApp]] = ()) -> None:
         self.app = app
+        self._direct = tuple(direct)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _REQUEST_ID.match(candidate):
-                    request_id = candidate
-                break
-        if not request_id:
-            request_id = uuid.uuid4().hex
+        path: str = scope["path"]
+        for prefix, target in self._direct:
+            if path == prefix or path.startswith(prefix + "/"):
+                await target(scope, receive, send)
+                return
+        request_id = request_id_for(scope["headers"])
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()
@@ -236,13 +237,11 @@ def build_services(settings: Settings, issuer: str | None = None) -> Services:
 
 
 def _feature_routes(services: Services) -> list[BaseRoute]:
-    """Routes of the platform's parts (gateway, OAuth, admin)."""
+    """Routes of the platform's parts but the gateway (OAuth, admin)."""
     from openplatform.admin.api import admin_routes
-    from openplatform.gateway import gateway_routes
     from openplatform.oauth.web import oauth_routes
 
     routes: list[BaseRoute] = [
-        *gateway_routes(services),
         *oauth_routes(services),
         *admin_routes(services),
     ]
@@ -274,17 +273,22 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             if own:
                 await the_services.close()
 
+    from openplatform.gateway import PREFIX, gateway_app
+
+    api = gateway_app(the_services)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/api/error-codes", error_codes),
+        Route(PREFIX, api),
+        Route(PREFIX + "/{method:path}", api),
         *_feature_routes(the_services),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=[Middleware(RequestContextMiddleware, direct=[(PREFIX, api)])],
         exception_handlers={HTTPException: _http_exception},
     )
     app.state.services = the_services

@@ -33,9 +33,21 @@ LATENCY = Histogram(
 )
 
 
+_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+
 def observe(route: str, api_method: str, error_code: str, seconds: float) -> None:
-    REQUESTS.labels(route, api_method, error_code).inc()
-    LATENCY.labels(route).observe(seconds)
+    """Count one request. The labelled children are looked up once per label
+    set (``labels()`` costs more than the count itself; every API call counts)."""
+    key = (route, api_method, error_code)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (
+            REQUESTS.labels(route, api_method, error_code),
+            LATENCY.labels(route),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def render_metrics() -> bytes:

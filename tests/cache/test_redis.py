@@ -73,7 +73,7 @@ async def test_keys_of_one_call_share_the_app_hash_tag(redis_state: RedisFixture
         keys = sorted([key async for key in client.scan_iter(match=f"{prefix}:*")])
         assert keys == sorted(
             f"{prefix}:{{ak_tag}}:{suffix}".encode()
-            for suffix in ("n:nn", "c:tok", "r:app", "r:user:7")
+            for suffix in ("g", "n:nn", "c:tok", "r:app", "r:user:7")
         )
         assert len({key_slot(key) for key in keys}) == 1
         assert key_slot(keys[0]) == key_slot(b"ak_tag")
@@ -267,3 +267,19 @@ def test_one_state_used_from_several_event_loops(redis_url: str) -> None:
         assert asyncio.run(remember("m"))
     finally:
         asyncio.run(delete_prefix(redis_url, prefix))
+
+
+async def test_a_lost_generation_starts_anew_never_where_it_was(redis_state: RedisFixture) -> None:
+    """A Redis that lost its data (restarted without persistence) must not
+    report a generation a process remembers from before."""
+    state, url, prefix = redis_state
+    before = (await state.check_call(CallCheck(app="ak_gen"))).generation
+    await state.bump_generation("ak_gen")
+    client = Redis.from_url(url)
+    try:
+        await client.delete(f"{prefix}:{{ak_gen}}:g")
+        after = (await state.check_call(CallCheck(app="ak_gen"))).generation
+        assert after not in (before, before + 1, 0, 1)
+        assert await client.pttl(f"{prefix}:{{ak_gen}}:g") > 86400 * 1000  # kept, not forever
+    finally:
+        await client.aclose()

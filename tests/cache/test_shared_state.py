@@ -414,3 +414,25 @@ def test_open_shared_state_by_scheme() -> None:
     assert isinstance(open_shared_state("redis://127.0.0.1:6379/0"), RedisSharedState)
     with pytest.raises(ValueError, match="scheme"):
         open_shared_state("memcached://127.0.0.1")
+
+
+# -- app generations --------------------------------------------------------
+
+
+async def test_generation_is_reported_and_moves_on_when_bumped(shared_state: SharedState) -> None:
+    first = await shared_state.check_call(CallCheck(app="gen-a", nonce="1"))
+    again = await shared_state.check_call(CallCheck(app="gen-a"))
+    assert again.generation == first.generation  # nothing changed
+    await shared_state.bump_generation("gen-a")
+    bumped = await shared_state.check_call(CallCheck(app="gen-a", nonce="1"))
+    assert bumped.outcome is Outcome.REPLAYED  # reported whatever the outcome
+    assert bumped.generation != first.generation
+    other = await shared_state.check_call(CallCheck(app="gen-b"))
+    await shared_state.bump_generation("gen-a")
+    assert (await shared_state.check_call(CallCheck(app="gen-b"))).generation == other.generation
+
+
+async def test_concurrent_bumps_are_all_counted(shared_state: SharedState) -> None:
+    before = (await shared_state.check_call(CallCheck(app="gen-c"))).generation
+    await asyncio.gather(*(shared_state.bump_generation("gen-c") for _ in range(20)))
+    assert (await shared_state.check_call(CallCheck(app="gen-c"))).generation == before + 20

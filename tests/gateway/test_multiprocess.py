@@ -256,3 +256,60 @@ async def test_changes_reach_every_worker_at_once(cluster: Cluster) -> None:
     assert codes(await send_all(cluster, bodies("down"))) == Counter({2: 20})
     await admin(cluster, "PUT", "/admin/api/maintenance", {"enabled": False, "methods": []})
     assert codes(await send_all(cluster, bodies("up"))) == Counter({0: 20})
+
+
+async def test_revocations_and_rotated_secrets_reach_every_worker_at_once(
+    cluster: Cluster,
+) -> None:
+    """Workers keep tokens and app secrets in memory (CredentialCache): a token
+    revoked, or a secret rotated, through one worker is refused by every
+    worker on the very next call. (Last in this module: it rotates the secret
+    the other tests sign with.)"""
+    async with httpx.AsyncClient(base_url=cluster.base_url) as client:
+        issued = await client.post(
+            "/oauth/2.0/token",
+            data={"grant_type": "client_credentials"},
+            auth=(cluster.api_key, cluster.secret),
+        )
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+    query = {"application_id": str(cluster.app_id)}
+
+    async def bearer_calls(count: int) -> Counter[int]:
+        clients = [httpx.AsyncClient(base_url=cluster.base_url) for _ in range(count)]
+        try:
+            responses = await asyncio.gather(
+                *(
+                    c.post(
+                        f"/rest/2.0/{METHOD}",
+                        data=query,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    for c in clients
+                )
+            )
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+        return codes(list(responses))
+
+    assert await bearer_calls(20) == Counter({0: 20})  # both workers hold the token now
+    async with httpx.AsyncClient(base_url=cluster.base_url) as client:
+        revoked = await client.post(
+            "/oauth/2.0/revoke", data={"token": token}, auth=(cluster.api_key, cluster.secret)
+        )
+    assert revoked.status_code == 200
+    assert await bearer_calls(20) == Counter({110: 20})
+
+    old = [signed(cluster.api_key, cluster.secret, cluster.app_id, n=f"old{i}") for i in range(20)]
+    assert codes(await send_all(cluster, old)) == Counter({0: 20})  # the secret is held too
+    async with httpx.AsyncClient(base_url=cluster.base_url) as client:
+        rotated = await client.post(
+            f"/admin/api/apps/{cluster.app_id}/rotate-secret",
+            headers={"Authorization": f"Bearer {cluster.admin_token}"},
+        )
+    assert rotated.status_code == 200, rotated.text
+    new_secret = rotated.json()["secret"]
+    stale = [signed(cluster.api_key, cluster.secret, cluster.app_id, n=f"s{i}") for i in range(20)]
+    assert codes(await send_all(cluster, stale)) == Counter({104: 20})
+    fresh = [signed(cluster.api_key, new_secret, cluster.app_id, n=f"f{i}") for i in range(20)]
+    assert codes(await send_all(cluster, fresh)) == Counter({0: 20})

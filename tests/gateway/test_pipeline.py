@@ -309,10 +309,7 @@ async def test_900_suspended_app_and_its_tokens(world: World) -> None:
 
 
 async def test_deleted_app_is_900_and_its_tokens_110(world: World) -> None:
-    await world.services.database.apps.delete(world.app.id)
-    from openplatform.gateway import invalidate_app
-
-    invalidate_app(world.services, world.app.id)
+    await world.services.database.apps.delete(world.app.id)  # every process hears of it
     assert_error(await world.client.call(ME), 900)
     assert_error(await world.client.bearer(ME, world.alice_basic.access_token), 110)
 

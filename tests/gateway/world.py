@@ -17,7 +17,7 @@ from openplatform.cache import SharedState
 from openplatform.cache.memory import MemorySharedState
 from openplatform.cache.redis import RedisSharedState
 from openplatform.config import Settings
-from openplatform.gateway import gateway_routes, invalidate_app
+from openplatform.gateway import gateway_routes
 from openplatform.methods import default_registry
 from openplatform.methods.registry import MethodCall, MethodRegistry, MethodSpec
 from openplatform.services import Services
@@ -107,10 +107,9 @@ class World:
     alice_full: IssuedTokens  # scope "basic email mobile"
 
     async def configure(self, **settings: object) -> AppRecord:
-        """Change the app's settings (as the admin API would) and drop it from
-        the in-process cache."""
+        """Change the app's settings (as the admin API would; every process
+        hears of it)."""
         self.app = await self.services.database.apps.update(self.app.id, settings)
-        invalidate_app(self.services, self.app.id)
         self.client.secret = self.app.secret
         return self.app
 

@@ -100,12 +100,21 @@ async def second_instance(
     world: OAuthWorld, database_url: str, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Another application instance on the same database, with its own
-    connection pool (another server process, as far as the database sees)."""
+    connection pool and its own memory of apps and tokens (another server
+    process, as far as the database sees), sharing the first one's shared
+    state (as processes share Redis)."""
+    from openplatform.storage.crypto import SecretBox
+
     settings = make_settings(database_url, tmp_path / "second")
-    services = make_services(settings)
+    services = Services(
+        settings=settings,
+        database=Database(settings.database_url, SecretBox(TEST_SECRET_KEY)),
+        shared_state=world.services.shared_state,
+        issuer=ISSUER,
+    )
     transport = httpx.ASGITransport(app=create_app(settings, services))
     try:
         async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
             yield http
     finally:
-        await services.close()
+        await services.database.close()

@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute, Route
 
 from openplatform.errors import ApiError, Code
 from openplatform.errors.render import api_error_response, negotiate_lang
-from openplatform.gateway.app_cache import invalidate_app
 from openplatform.gateway.call_counter import call_counter
 from openplatform.gateway.maintenance import set_maintenance
 from openplatform.services import Services
@@ -108,14 +107,12 @@ async def patch_app(request: Request, services: Services) -> Response:
         updated = await services.database.apps.update(app.id, patch)
     except NotFoundError:
         raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app.id}") from None
-    invalidate_app(services, app.id)
     return _json(app_json(updated))
 
 
 async def rotate_secret(request: Request, services: Services) -> Response:
     app = await _app_or_900(services, request)
     secret = await services.database.apps.rotate_secret(app.id)
-    invalidate_app(services, app.id)
     return _json({"app_id": app.id, "secret": secret})
 
 
@@ -123,7 +120,6 @@ async def delete_app(request: Request, services: Services) -> Response:
     app = await _app_or_900(services, request)
     await services.database.apps.delete(app.id)
     await services.database.call_stats.delete_app(app.id)
-    invalidate_app(services, app.id)
     return Response(status_code=204, headers={"X-Error-Code": "0"})
 
 

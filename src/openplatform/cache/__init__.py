@@ -8,6 +8,12 @@ round trip on Redis, so the hot path pays the client cost once.
 
 Keys carry the app id as a ``{hash tag}`` so one call's keys live in one
 Redis Cluster slot.
+
+Each app also has a *generation*: a number that changes whenever the app's
+settings or any of its credentials change (:meth:`SharedState.bump_generation`).
+:meth:`SharedState.check_call` reports it in the same atomic step, so a
+process that keeps apps and tokens in memory learns within the call itself
+whether what it read is still current.
 """
 
 from __future__ import annotations
@@ -107,6 +113,8 @@ class CallVerdict:
 
     outcome: Outcome
     rate: RateStatus | None = None  # the least-remaining limit, when limits were given
+    # the app's generation when the check ran (see bump_generation)
+    generation: int = field(default=0, compare=False)
 
 
 class SharedState(abc.ABC):
@@ -137,6 +145,12 @@ class SharedState(abc.ABC):
         """In one atomic step: give one call back to every counter of ``release``
         (a counter never holds more than its limit) and empty the counters
         whose keys are in ``clear``."""
+
+    @abc.abstractmethod
+    async def bump_generation(self, app: str) -> None:
+        """Move the app's generation on: every process that holds something of
+        the app in memory reads it afresh once its next call of the app sees
+        the new number. Call after the change is committed."""
 
     @abc.abstractmethod
     async def ping(self) -> None:

@@ -126,6 +126,7 @@ class MemorySharedState(SharedState):
         self._entries: dict[str, tuple[int, str | int]] = {}
         # exactly one (deadline, key) per key of _entries, possibly stale-early
         self._deadlines: list[tuple[int, str]] = []
+        self._generations: dict[str, int] = {}
 
     def __len__(self) -> int:
         """Entries held, expired or not yet swept (for memory-bound checks)."""
@@ -191,7 +192,13 @@ class MemorySharedState(SharedState):
                 remaining = max((limit * interval - used) // interval, 0)
                 states.append(RuleState(limit, remaining, used, retry))
 
-        return CallVerdict(outcome, most_constrained(states) if states else None)
+            generation = self._generations.get(check.app, 0)
+        return CallVerdict(outcome, most_constrained(states) if states else None, generation)
+
+    async def bump_generation(self, app: str) -> None:
+        key_base(self._prefix, app)  # the same app ids as check_call
+        with self._lock:
+            self._generations[app] = self._generations.get(app, 0) + 1
 
     async def release_rate_limits(
         self, app: str, release: Sequence[RateLimitRule], clear: Sequence[str] = ()

@@ -71,7 +71,7 @@ class RedisSharedState(SharedState):
     def keys_and_args(self, check: CallCheck) -> tuple[list[str], list[str | int]]:
         """The ``KEYS`` and ``ARGV`` of ``check_call.lua`` for ``check``."""
         base = key_base(self._prefix, check.app)
-        keys: list[str] = []
+        keys: list[str] = [base + "g"]
         args: list[str | int] = [0, "", 0]
         if check.nonce is not None:
             if check.nonce_ttl_s < 1:
@@ -100,10 +100,19 @@ class RedisSharedState(SharedState):
         if not isinstance(reply, list):
             raise RedisReplyError(f"check_call.lua answered {reply!r}")
         outcome = _OUTCOMES[int(reply[0])]
-        if len(reply) == 1:
-            return CallVerdict(outcome)
-        _, limit, remaining, reset_s, retry_after_s = (int(value) for value in reply)
-        return CallVerdict(outcome, RateStatus(limit, remaining, reset_s, retry_after_s))
+        generation = int(reply[1])
+        if len(reply) == 2:
+            return CallVerdict(outcome, None, generation)
+        _, _, limit, remaining, reset_s, retry_after_s = (int(value) for value in reply)
+        return CallVerdict(
+            outcome, RateStatus(limit, remaining, reset_s, retry_after_s), generation
+        )
+
+    async def bump_generation(self, app: str) -> None:
+        try:
+            await self._connection.execute("INCR", key_base(self._prefix, app) + "g")
+        except RedisConnectionError as exc:
+            raise SharedStateUnavailable(f"Redis unavailable: {exc}") from exc
 
     async def release_rate_limits(
         self, app: str, release: Sequence[RateLimitRule], clear: Sequence[str] = ()

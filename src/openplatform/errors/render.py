@@ -12,13 +12,17 @@ from typing import Literal
 from xml.sax.saxutils import escape
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from openplatform.errors import ApiError, Code, Lang, OAuthError, entry
 
 __all__ = [
     "SECRET_PARAMS",
+    "ASGIResponse",
     "Format",
+    "PlainResponse",
     "api_error_body",
     "api_error_response",
     "negotiate_lang",
@@ -175,6 +179,36 @@ def api_error_response(
     return Response(orjson.dumps(body), status, headers, media_type=JSON_TYPE)
 
 
+class PlainResponse:
+    """A finished answer as an ASGI server takes it: status, raw headers,
+    body. What the open API's successful calls send — Starlette's
+    ``Response`` does header bookkeeping this does not need."""
+
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, body: bytes, status: int, media_type: str, headers: Mapping[str, str]):
+        self.body = body
+        self.status_code = status
+        self.raw_headers = [
+            (b"content-type", media_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *((name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()),
+        ]
+
+    @property
+    def headers(self) -> Headers:
+        return Headers(raw=self.raw_headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
+
+
+ASGIResponse = Response | PlainResponse
+
+
 def result_response(
     result: object,
     *,
@@ -182,12 +216,12 @@ def result_response(
     root: str,
     request_id: str,
     headers: dict[str, str] | None = None,
-) -> Response:
+) -> PlainResponse:
     all_headers = _base_headers(0, request_id)
     if headers:
         all_headers.update(headers)
     media = XML_TYPE if fmt == "xml" else JSON_TYPE
-    return Response(render_body(result, fmt, root), 200, all_headers, media_type=media)
+    return PlainResponse(render_body(result, fmt, root), 200, media, all_headers)
 
 
 def oauth_error_response(error: OAuthError, *, lang: Lang, request_id: str) -> Response:

@@ -8,25 +8,40 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from openplatform.gateway.app_cache import app_cache, invalidate_app
 from openplatform.gateway.asgi import GatewayApp
+from openplatform.gateway.credential_cache import credential_cache, invalidate_app
 from openplatform.gateway.maintenance import maintenance_switch, set_maintenance
 from openplatform.gateway.pipeline import Gateway
 from openplatform.methods import default_registry
 from openplatform.methods.registry import MethodRegistry
 from openplatform.services import Services
 
-__all__ = ["Gateway", "gateway_routes", "invalidate_app", "set_maintenance"]
+__all__ = [
+    "PREFIX",
+    "Gateway",
+    "GatewayApp",
+    "gateway_app",
+    "gateway_routes",
+    "invalidate_app",
+    "set_maintenance",
+]
+
+PREFIX = "/rest/2.0"
 
 
-def gateway_routes(services: Services, registry: MethodRegistry | None = None) -> list[BaseRoute]:
-    """``/rest/2.0`` and everything below it, answered by one raw ASGI app.
+def gateway_app(services: Services, registry: MethodRegistry | None = None) -> GatewayApp:
+    """The raw ASGI app that answers ``/rest/2.0`` and everything below it.
     ``registry`` defaults to every method of :mod:`openplatform.methods`."""
     gateway = Gateway(
         services,
         registry if registry is not None else default_registry(),
-        app_cache(services),
+        credential_cache(services),
         maintenance_switch(services),
     )
-    app = GatewayApp(gateway)
-    return [Route("/rest/2.0", app), Route("/rest/2.0/{method:path}", app)]
+    return GatewayApp(gateway)
+
+
+def gateway_routes(services: Services, registry: MethodRegistry | None = None) -> list[BaseRoute]:
+    """:func:`gateway_app` as Starlette routes."""
+    app = gateway_app(services, registry)
+    return [Route(PREFIX, app), Route(PREFIX + "/{method:path}", app)]

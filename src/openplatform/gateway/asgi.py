@@ -3,19 +3,26 @@
 
 It reads the query string and the form body itself (no framework request
 object on the hot path), refuses bodies over 1 MiB without buffering them,
-and hands an :class:`IncomingCall` to the :class:`Gateway`.
+and hands an :class:`IncomingCall` to the :class:`Gateway`. It does what the
+application's middleware does for other routes — request id, metrics, code 1
+for anything unexpected — so the application can route to it directly.
 """
 
 from __future__ import annotations
 
-import uuid
+import logging
+import time
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from openplatform.errors import ApiError, Code
 from openplatform.errors.render import api_error_response, negotiate_lang
 from openplatform.gateway.form import MAX_BODY_BYTES, FormParams, parse_urlencoded
 from openplatform.gateway.pipeline import Gateway, IncomingCall
+from openplatform.metrics import observe
+from openplatform.request_ids import request_id_for
+
+log = logging.getLogger(__name__)
 
 __all__ = ["GatewayApp", "method_from_path"]
 
@@ -80,8 +87,36 @@ class GatewayApp:
         self._gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         state = scope.setdefault("state", {})
-        request_id = str(state.get("request_id") or uuid.uuid4().hex)
+        request_id = state.get("request_id")
+        if not request_id:
+            request_id = state["request_id"] = request_id_for(scope["headers"])
+        sent = False
+
+        async def send_once(message: Message) -> None:
+            nonlocal sent
+            sent = True
+            await send(message)
+
+        try:
+            code, method = await self._answer(scope, receive, send_once, request_id)
+        except Exception:
+            # Gateway.handle answers everything a call can raise; this is for
+            # a defect in the transport itself.
+            log.exception("unhandled error in request %s %s", request_id, scope.get("path"))
+            code, method = 1, ""
+            if not sent:
+                error = ApiError(Code.UNKNOWN, f"request id {request_id}")
+                await api_error_response(error, lang="en", fmt="json", request_id=request_id)(
+                    scope, receive, send
+                )
+        observe("api", method, str(code), time.perf_counter() - started)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> tuple[int, str]:
+        """Answer the request; its error code and registered method name ("")."""
         headers: dict[bytes, str] = {}
         forwarded_for: list[str] = []
         for name, value in scope["headers"]:
@@ -103,7 +138,7 @@ class GatewayApp:
             try:
                 error = await self._read_form(receive, headers, form)
             except _ClientGone:
-                return
+                return 0, ""
         elif http_method not in ("GET", "HEAD"):
             error = ApiError(Code.INVALID_PARAMETER, f"HTTP method {http_method} is not allowed")
         if error is not None:
@@ -115,7 +150,7 @@ class GatewayApp:
                 request_args=form.pairs,
             )
             await response(scope, receive, send)
-            return
+            return int(error.code), ""
         path_method = method_from_path(scope.get("path", ""))
         scheme, _, credentials = headers.get(b"authorization", "").partition(" ")
         bearer = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
@@ -131,10 +166,9 @@ class GatewayApp:
             bearer=bearer,
             accept_language=headers.get(b"accept-language"),
         )
-        answer, method = await self._gateway.handle(call)
-        if method is not None:
-            state["api_method"] = method
+        answer, method, code = await self._gateway.handle(call)
         await answer(scope, receive, send)
+        return code, method or ""
 
     @staticmethod
     async def _read_form(

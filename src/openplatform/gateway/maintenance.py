@@ -13,7 +13,7 @@ and re-reads it
 * at once when ``maintenance.changed`` in the data directory changed: the
   writer replaces that file after its database write, so every worker of the
   same ``openplatform serve`` sees a switch on its very next call (one
-  ``stat`` per call, as for :mod:`openplatform.gateway.app_cache`).
+  ``stat`` per call).
 
 At most one query is in flight per process. When the database cannot be read,
 the last known state is kept (and logged) until a later read succeeds.

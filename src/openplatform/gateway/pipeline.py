@@ -26,20 +26,20 @@ from openplatform.cache import (
     CallCheck,
     CallVerdict,
     Outcome,
-    RateLimitRule,
     SharedStateUnavailable,
 )
 from openplatform.errors import ApiError, Code, Lang
 from openplatform.errors.render import (
+    ASGIResponse,
     Format,
     api_error_response,
     negotiate_lang,
     result_response,
 )
-from openplatform.gateway.app_cache import AppCache
 from openplatform.gateway.call_counter import call_counter
 from openplatform.gateway.call_id import call_id_key, check_call_id
 from openplatform.gateway.client_ip import check_ip_allowlist, resolve_client_ip
+from openplatform.gateway.credential_cache import CredentialCache
 from openplatform.gateway.maintenance import MaintenanceSwitch, check_maintenance
 from openplatform.gateway.params import check_param_count, check_well_formed
 from openplatform.gateway.rate_limits import rules_for_call
@@ -100,6 +100,27 @@ class _Credential:
     error: ApiError | None = None  # check 12, answered after replay and call_id
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What checks 5-9 and 12 established, and what checks 10, 11 and 13 need."""
+
+    app: AppRecord
+    method: str
+    credential: _Credential
+    generation: int | None  # of the app, as this process knew it when reading
+    nonce: str | None  # the signature (replay, check 10), on signed calls
+    call_id: str | None
+    call_id_key: str
+    rate_ip: str  # whose per-IP limits apply: a signed call may name its end user's
+
+
+# Refusals that rest on nothing read from memory: no need to confirm them on
+# fresh reads (any other is confirmed — the memory may be stale).
+_NOT_FROM_MEMORY = frozenset(
+    {Code.INVALID_API_KEY, Code.UNSUPPORTED_SIGNATURE_METHOD, Code.INVALID_TIMESTAMP}
+)
+
+
 class Gateway:
     """The open-API gateway of one process."""
 
@@ -107,23 +128,25 @@ class Gateway:
         self,
         services: Services,
         registry: MethodRegistry,
-        apps: AppCache,
+        cache: CredentialCache,
         maintenance: MaintenanceSwitch,
     ) -> None:
         self._services = services
         self._settings = services.settings
         self._registry = registry
-        self._apps = apps
+        self._cache = cache
         self._maintenance = maintenance
         self._calls = call_counter(services)
 
-    async def handle(self, call: IncomingCall) -> tuple[Response, str | None]:
-        """The response, and the method name when it is a registered one.
-        Calls of a registered method by a known app are counted (PROTOCOL §5)."""
+    async def handle(self, call: IncomingCall) -> tuple[ASGIResponse, str | None, int]:
+        """The response, the method name when it is a registered one, and the
+        error code answered. Calls of a registered method by a known app are
+        counted (PROTOCOL §5)."""
         started = time.perf_counter()
         code = 0
         fmt: Format = "xml" if call.first("format") == "xml" else "json"
         answer = _Answer(negotiate_lang(call.first("lang"), call.accept_language), fmt)
+        response: ASGIResponse
         try:
             spec = await self._method(call)
             answer.method = spec.name
@@ -159,7 +182,7 @@ class Gateway:
             self._calls.record(
                 answer.app_id, answer.method, int(code), time.perf_counter() - started
             )
-        return response, answer.method
+        return response, answer.method, int(code)
 
     def _error(self, error: ApiError, call: IncomingCall, answer: _Answer) -> Response:
         if answer.headers:
@@ -187,7 +210,7 @@ class Gateway:
         if not api_key:
             return False
         try:
-            app = await self._apps.by_api_key(api_key)
+            app = await self._cache.app_by_key(api_key)
         except (DatabaseUnavailable, SharedStateUnavailable):
             return False
         if app is None:
@@ -216,72 +239,35 @@ class Gateway:
         params = check_well_formed(
             call.pairs, call.problem, spec, path_method=call.path_method, bearer=call.bearer
         )
-        access_token = params.get("access_token", call.bearer)
-        session_key = params.get("session_key")
-        # 5
-        app, token = await self._app(params.get("api_key"), access_token)
-        answer.legacy_http_200 = app.settings.legacy_http_200
-        answer.app_id = app.id
-        # 6, 7
         client_ip = resolve_client_ip(call.peer, call.forwarded_for, settings.trusted_proxies)
-        check_ip_allowlist(client_ip, app.settings.ip_networks)
-        check_referer(
-            call.referer,
-            app.settings.referer_allowlist,
-            allow_missing=app.settings.allow_missing_referer,
-        )
-        # 8-11 (signed calls only)
-        nonce = call_id = None
-        session: SessionRecord | None = None
-        sig = params.get("sig")
-        if sig is not None:
-            session = await self._verify_signature(call, spec, params, app, session_key, sig)
-            check_timestamp(
-                params.get("timestamp"),
-                now=int(time.time()),
-                window_s=settings.timestamp_window_s,
-                tz=settings.timezone,
-            )
-            nonce = sig
-            call_id = check_call_id(params.get("call_id"), required=app.settings.require_call_id)
-        elif app.settings.require_signature:
-            raise ApiError(Code.INCORRECT_SIGNATURE, "this app accepts signed calls only")
-        elif access_token is None:
+        # 5-9 and 12, on what this process has in memory (CredentialCache); a
+        # refusal is confirmed on fresh reads, since what it rests on may be stale.
+        try:
+            checked = await self._authenticate(call, spec, params, client_ip, answer, fresh=False)
+        except ApiError as refusal:
+            if refusal.code in _NOT_FROM_MEMORY:
+                raise
+            checked = await self._authenticate(call, spec, params, client_ip, answer, fresh=True)
+        # 10, 11, 13: one atomic step in shared state, which also reports the
+        # app's generation: if the app or a credential changed since this
+        # process read them, read afresh and check 5-9 and 12 again.
+        verdict = await self._shared_state(checked, params)
+        if not self._cache.observe(checked.app.id, verdict.generation, checked.generation):
+            checked = await self._authenticate(call, spec, params, client_ip, answer, fresh=True)
+        if verdict.rate is not None:
+            answer.headers.update(verdict.rate.headers())
+        if verdict.outcome is Outcome.REPLAYED:
             raise ApiError(
-                Code.INCORRECT_SIGNATURE, "a call needs a sig, or an access_token on its own"
+                Code.INVALID_TIMESTAMP, "this signed request was already received (replay)"
             )
-        # 12 (resolved now, answered after 10 and 11)
-        credential = self._credential(app, access_token, token, session)
-        # 10, 11, 13: one atomic step in shared state
-        rate_ip = params.get("client_ip", client_ip) if sig is not None else client_ip
-        limits = (
-            []
-            if credential.error is not None
-            else rules_for_call(
-                spec.name, app.settings.rate_limits, user_id=credential.user_id, client_ip=rate_ip
+        if verdict.outcome is Outcome.CALL_ID_NOT_INCREASING:
+            raise ApiError(
+                Code.INVALID_CALL_ID, "call_id must be greater than the last accepted one"
             )
-        )
-        verdict = await self._shared_state(
-            app,
-            nonce,
-            call_id,
-            call_id_key(session_key=session_key, access_token=access_token),
-            limits,
-        )
-        if verdict is not None:
-            if verdict.rate is not None:
-                answer.headers.update(verdict.rate.headers())
-            if verdict.outcome is Outcome.REPLAYED:
-                raise ApiError(
-                    Code.INVALID_TIMESTAMP, "this signed request was already received (replay)"
-                )
-            if verdict.outcome is Outcome.CALL_ID_NOT_INCREASING:
-                raise ApiError(
-                    Code.INVALID_CALL_ID, "call_id must be greater than the last accepted one"
-                )
+        credential = checked.credential
         if credential.error is not None:
             raise credential.error
-        if verdict is not None and verdict.outcome is Outcome.RATE_LIMITED:
+        if verdict.outcome is Outcome.RATE_LIMITED:
             assert verdict.rate is not None
             raise ApiError(
                 Code.REQUEST_LIMIT_REACHED,
@@ -294,33 +280,93 @@ class Gateway:
         return await spec.handler(
             MethodCall(
                 services=self._services,
-                app=app,
+                app=checked.app,
                 user_id=credential.user_id,
                 scopes=credential.scopes,
                 args=args,
-                client_ip=rate_ip,
+                client_ip=checked.rate_ip,
                 lang=answer.lang,
             )
         )
 
+    async def _authenticate(
+        self,
+        call: IncomingCall,
+        spec: MethodSpec,
+        params: dict[str, str],
+        client_ip: str,
+        answer: _Answer,
+        *,
+        fresh: bool,
+    ) -> _Checked:
+        """Checks 5-9, and 12 resolved (answered after 10 and 11): everything
+        that rests on the app and the credential, read from this process's
+        memory, or from the database when ``fresh``."""
+        access_token = params.get("access_token", call.bearer)
+        session_key = params.get("session_key")
+        # 5
+        app, token = await self._app(params.get("api_key"), access_token, fresh)
+        generation = self._cache.generation(app.id)
+        answer.legacy_http_200 = app.settings.legacy_http_200
+        answer.app_id = app.id
+        # 6, 7
+        check_ip_allowlist(client_ip, app.settings.ip_networks)
+        check_referer(
+            call.referer,
+            app.settings.referer_allowlist,
+            allow_missing=app.settings.allow_missing_referer,
+        )
+        # 8-11 (signed calls only)
+        nonce = call_id = None
+        session: SessionRecord | None = None
+        sig = params.get("sig")
+        if sig is not None:
+            session = await self._verify_signature(call, spec, params, app, session_key, sig, fresh)
+            check_timestamp(
+                params.get("timestamp"),
+                now=int(time.time()),
+                window_s=self._settings.timestamp_window_s,
+                tz=self._settings.timezone,
+            )
+            nonce = sig
+            call_id = check_call_id(params.get("call_id"), required=app.settings.require_call_id)
+        elif app.settings.require_signature:
+            raise ApiError(Code.INCORRECT_SIGNATURE, "this app accepts signed calls only")
+        elif access_token is None:
+            raise ApiError(
+                Code.INCORRECT_SIGNATURE, "a call needs a sig, or an access_token on its own"
+            )
+        # 12
+        credential = self._credential(app, access_token, token, session)
+        return _Checked(
+            app=app,
+            method=spec.name,
+            credential=credential,
+            generation=generation,
+            nonce=nonce,
+            call_id=call_id,
+            call_id_key=call_id_key(session_key=session_key, access_token=access_token),
+            rate_ip=params.get("client_ip", client_ip) if sig is not None else client_ip,
+        )
+
     async def _app(
-        self, api_key: str | None, access_token: str | None
+        self, api_key: str | None, access_token: str | None, fresh: bool
     ) -> tuple[AppRecord, AccessTokenRecord | None]:
         """Check 5: the app of ``api_key``, else of the bearer token (whose
         record is read now and judged at check 12)."""
-        tokens = self._services.database.tokens
+        cache = self._cache
         token = None
         if api_key is not None:
-            app = await self._apps.by_api_key(api_key)
+            app = await cache.app_by_key(api_key, fresh=fresh)
             if app is None:
                 raise ApiError(Code.INVALID_API_KEY)
             if access_token is not None:
-                token = await tokens.find_access_token(access_token)
+                token = await cache.access_token(access_token, fresh=fresh)
         elif access_token is not None:
-            token = await tokens.find_access_token(access_token)
+            token = await cache.access_token(access_token, fresh=fresh)
             # Without api_key the token names the app; a token that does not
             # exist (a deleted app's included) names none.
-            app = None if token is None else await self._apps.by_id(token.app_id)
+            app = None if token is None else await cache.app_by_id(token.app_id, fresh=fresh)
             if app is None or app.status == "deleted":
                 raise ApiError(Code.INVALID_ACCESS_TOKEN)
         else:
@@ -337,6 +383,7 @@ class Gateway:
         app: AppRecord,
         session_key: str | None,
         sig: str,
+        fresh: bool,
     ) -> SessionRecord | None:
         """Check 8: sign method, the session whose secret signs, the signature."""
         sign_method = params.get("sign_method", "md5")
@@ -348,7 +395,7 @@ class Gateway:
         secret = app.secret
         session = None
         if session_key is not None:
-            session = await self._services.database.tokens.find_session(session_key)
+            session = await self._cache.session(session_key, fresh=fresh)
             state = CredentialState.INVALID if session is None else session.state(app.id)
             if state is CredentialState.INVALID:
                 raise ApiError(Code.INVALID_SESSION_KEY)
@@ -383,23 +430,34 @@ class Gateway:
         assert token is not None
         return _Credential(token.user_id, token.scopes)
 
-    async def _shared_state(
-        self,
-        app: AppRecord,
-        nonce: str | None,
-        call_id: str | None,
-        call_id_key: str,
-        limits: list[RateLimitRule],
-    ) -> CallVerdict | None:
-        if nonce is None and call_id is None and not limits:
-            return None
-        return await self._services.shared_state.check_call(
-            CallCheck(
-                app=str(app.id),
-                nonce=nonce,
-                nonce_ttl_s=2 * self._settings.timestamp_window_s,
-                call_id_key=call_id_key if call_id is not None else None,
-                call_id=call_id,
-                limits=limits,
+    async def _shared_state(self, checked: _Checked, params: dict[str, str]) -> CallVerdict:
+        """Checks 10, 11 and 13 in one atomic step (always asked: it also tells
+        whether what this process read of the app is current). A call whose
+        credential is refused (check 12) consumes no rate limit."""
+        credential = checked.credential
+        limits = (
+            []
+            if credential.error is not None
+            else rules_for_call(
+                checked.method,
+                checked.app.settings.rate_limits,
+                user_id=credential.user_id,
+                client_ip=checked.rate_ip,
             )
         )
+        try:
+            return await self._services.shared_state.check_call(
+                CallCheck(
+                    app=str(checked.app.id),
+                    nonce=checked.nonce,
+                    nonce_ttl_s=2 * self._settings.timestamp_window_s,
+                    call_id_key=checked.call_id_key if checked.call_id is not None else None,
+                    call_id=checked.call_id,
+                    limits=limits,
+                )
+            )
+        except SharedStateUnavailable:
+            # Generations seen before cannot be trusted after an outage (the
+            # shared state may have lost them, or missed a change).
+            self._cache.forget_everything()
+            raise

@@ -22,6 +22,7 @@ from sqlalchemy import Row, bindparam, delete, select
 
 from openplatform.config import IPNetwork
 from openplatform.errors import ApiError, Code
+from openplatform.storage.changes import AppChanges
 from openplatform.storage.crypto import SecretBox, new_secret
 from openplatform.storage.engine import Sessions
 from openplatform.storage.errors import NotFoundError
@@ -439,9 +440,12 @@ _GET_APP_BY_KEY = select(*_APP_COLUMNS).where(App.api_key == bindparam("api_key"
 class AppRepository:
     """Apps (PROTOCOL §5 admin API and console)."""
 
-    def __init__(self, sessions: Sessions, box: SecretBox) -> None:
+    def __init__(
+        self, sessions: Sessions, box: SecretBox, changes: AppChanges | None = None
+    ) -> None:
         self._sessions = sessions
         self._box = box
+        self._changes = changes or AppChanges()
 
     def _record(self, row: App | Row[*tuple[Any, ...]]) -> AppRecord:
         return AppRecord(
@@ -516,6 +520,7 @@ class AppRepository:
             row.icon_url = settings.icon_url
             row.status = settings.status
             row.updated_at = utcnow()
+        await self._changes.publish([app_id])
         return self._record(row)
 
     async def rotate_secret(self, app_id: int) -> str:
@@ -525,6 +530,7 @@ class AppRepository:
             row = _live(await session.get(App, app_id, with_for_update=True), app_id)
             row.secret_encrypted = self._box.encrypt(secret)
             row.updated_at = utcnow()
+        await self._changes.publish([app_id])
         return secret
 
     async def delete(self, app_id: int) -> None:
@@ -537,3 +543,4 @@ class AppRepository:
                 await session.execute(delete(model).where(model.app_id == app_id))
             row.status = "deleted"
             row.updated_at = utcnow()
+        await self._changes.publish([app_id])

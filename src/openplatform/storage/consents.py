@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openplatform.storage.changes import AppChanges
 from openplatform.storage.engine import Sessions
 from openplatform.storage.models import Consent, utcnow
 from openplatform.storage.tokens import revoke_user_credentials_in
@@ -67,8 +68,9 @@ def _record(row: Consent) -> ConsentRecord:
 
 
 class ConsentRepository:
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, changes: AppChanges | None = None) -> None:
         self._sessions = sessions
+        self._changes = changes or AppChanges()
 
     async def get(self, user_id: int, app_id: int) -> ConsentRecord | None:
         row = await self._sessions.first(_GET_CONSENT, {"user_id": user_id, "app_id": app_id})
@@ -129,4 +131,5 @@ class ConsentRepository:
             result = await session.execute(
                 delete(Consent).where(Consent.user_id == user_id, Consent.app_id == app_id)
             )
+        await self._changes.publish([app_id])
         return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from openplatform.config import Settings
 from openplatform.storage.admin_tokens import AdminTokenRepository
 from openplatform.storage.apps import AppRepository
 from openplatform.storage.call_stats import CallStatsRepository
+from openplatform.storage.changes import AppChanges
 from openplatform.storage.consents import ConsentRepository
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.engine import Sessions, create_engine
@@ -30,10 +31,11 @@ class Database:
         self.engine = create_engine(url, echo=echo)
         self.sessions = Sessions(self.engine)
         self.box = box
-        self.apps = AppRepository(self.sessions, box)
-        self.users = UserRepository(self.sessions)
-        self.tokens = TokenRepository(self.sessions, box)
-        self.consents = ConsentRepository(self.sessions)
+        self.changes = AppChanges()
+        self.apps = AppRepository(self.sessions, box, self.changes)
+        self.users = UserRepository(self.sessions, self.changes)
+        self.tokens = TokenRepository(self.sessions, box, self.changes)
+        self.consents = ConsentRepository(self.sessions, self.changes)
         self.admin_tokens = AdminTokenRepository(self.sessions)
         self.platform_settings = PlatformSettingsRepository(self.sessions)
         self.call_stats = CallStatsRepository(self.sessions)

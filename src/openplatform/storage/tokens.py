@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openplatform.storage.changes import AppChanges
 from openplatform.storage.crypto import SecretBox, hash_token, new_secret, new_token
 from openplatform.storage.engine import Sessions
 from openplatform.storage.errors import UserDisabled
@@ -122,7 +123,7 @@ async def lock_user_for_issuing(session: AsyncSession, user_id: int | None) -> N
 
 async def revoke_user_credentials_in(
     session: AsyncSession, user_id: int, app_id: int | None = None
-) -> None:
+) -> set[int]:
     """Revoke every grant of the user (for ``app_id``, or for every app) with
     all its access tokens, session keys and refresh tokens, and delete the
     user's unredeemed authorization codes — in the caller's transaction
@@ -130,6 +131,12 @@ async def revoke_user_credentials_in(
     row is locked first (``FOR UPDATE``): an exchange that issues for the user
     (:func:`lock_user_for_issuing`) commits before this, or starts after it."""
     await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    live = select(AccessToken.app_id).where(
+        AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None)
+    )
+    if app_id is not None:
+        live = live.where(AccessToken.app_id == app_id)
+    apps = set((await session.scalars(live.distinct())).all())
     now = utcnow()
     for model in (Grant, AccessToken, RefreshToken):
         condition = [model.user_id == user_id, model.revoked_at.is_(None)]
@@ -140,6 +147,7 @@ async def revoke_user_credentials_in(
     if app_id is not None:
         codes.append(AuthorizationCode.app_id == app_id)
     await session.execute(delete(AuthorizationCode).where(*codes))
+    return apps
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +208,12 @@ _FIND_SESSION = select(
 class TokenRepository:
     """Grants and the tokens issued under them."""
 
-    def __init__(self, sessions: Sessions, box: SecretBox) -> None:
+    def __init__(
+        self, sessions: Sessions, box: SecretBox, changes: AppChanges | None = None
+    ) -> None:
         self._sessions = sessions
         self._box = box
+        self._changes = changes or AppChanges()
 
     async def create_grant(
         self, app_id: int, user_id: int | None, scope: str | Sequence[str], grant_type: str
@@ -363,13 +374,19 @@ class TokenRepository:
                 )
                 .values(revoked_at=utcnow())
             )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        revoked = bool(result.rowcount)  # type: ignore[attr-defined]
+        if revoked:
+            await self._changes.publish([app_id])
+        return revoked
 
     async def revoke_grant(self, grant_id: int) -> None:
         """Revoke the grant and every access token, session key and refresh token
         it issued, in one transaction."""
         async with self._sessions.write() as session:
+            app_id = await session.scalar(select(Grant.app_id).where(Grant.id == grant_id))
             await self.revoke_grant_in(session, grant_id)
+        if app_id is not None:
+            await self._changes.publish([app_id])
 
     async def revoke_grant_in(self, session: AsyncSession, grant_id: int) -> None:
         """:meth:`revoke_grant` inside the caller's transaction."""
@@ -483,11 +500,12 @@ class TokenRepository:
             )
             if row is None or row.app_id != app_id:
                 return Exchange(ExchangeOutcome.UNKNOWN)
-            if row.used_at is not None:
-                if row.grant_id is not None:
-                    await self.revoke_grant_in(session, row.grant_id)
-                return Exchange(ExchangeOutcome.REUSED)
-            return Exchange(ExchangeOutcome.EXPIRED)
+            if row.used_at is None:
+                return Exchange(ExchangeOutcome.EXPIRED)
+            if row.grant_id is not None:
+                await self.revoke_grant_in(session, row.grant_id)
+        await self._changes.publish([app_id])
+        return Exchange(ExchangeOutcome.REUSED)
 
     async def rotate_refresh_token(
         self,
@@ -548,12 +566,13 @@ class TokenRepository:
             )
             if grant_revoked:
                 return Exchange(ExchangeOutcome.UNKNOWN)
-            if row.rotated_at is not None:
-                if now - row.rotated_at <= timedelta(seconds=reuse_grace_s):
-                    return Exchange(ExchangeOutcome.ROTATED_RECENTLY)
-                await self.revoke_grant_in(session, row.grant_id)
-                return Exchange(ExchangeOutcome.REUSED)
-            return Exchange(ExchangeOutcome.EXPIRED)
+            if row.rotated_at is None:
+                return Exchange(ExchangeOutcome.EXPIRED)
+            if now - row.rotated_at <= timedelta(seconds=reuse_grace_s):
+                return Exchange(ExchangeOutcome.ROTATED_RECENTLY)
+            await self.revoke_grant_in(session, row.grant_id)
+        await self._changes.publish([app_id])
+        return Exchange(ExchangeOutcome.REUSED)
 
     async def issue_new_grant(
         self, app_id: int, user_id: int | None, grant_type: str, plan: IssuePlan
@@ -622,6 +641,7 @@ class TokenRepository:
             if grant_id is None:
                 return False
             await self.revoke_grant_in(session, grant_id)
+        await self._changes.publish([app_id])
         return True
 
 

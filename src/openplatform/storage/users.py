@@ -14,6 +14,7 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from openplatform.errors import ApiError, Code
+from openplatform.storage.changes import AppChanges
 from openplatform.storage.engine import Sessions
 from openplatform.storage.errors import DuplicateError, NotFoundError
 from openplatform.storage.models import User, utcnow
@@ -215,8 +216,9 @@ def _profile_value(key: str, value: object) -> object:
 class UserRepository:
     """End users (PROTOCOL §4, §5 admin API, §6 CLI)."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, changes: AppChanges | None = None) -> None:
         self._sessions = sessions
+        self._changes = changes or AppChanges()
 
     async def create(
         self,
@@ -321,14 +323,16 @@ class UserRepository:
             else:
                 changes[key] = _profile_value(key, value)
         disabling = changes.get("disabled") is True
+        revoked_apps: set[int] = set()
         async with self._sessions.write() as session:
             row = await session.get(User, uid, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"no user {uid}")
             if disabling:
-                await revoke_user_credentials_in(session, uid)
+                revoked_apps = await revoke_user_credentials_in(session, uid)
             if disabling or "password_hash" in changes:
                 changes["session_epoch"] = row.session_epoch + 1
             for key, value in changes.items():
                 setattr(row, key, value)
+        await self._changes.publish(revoked_apps)
         return _record(row)

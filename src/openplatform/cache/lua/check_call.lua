@@ -4,7 +4,8 @@ step (PROTOCOL §3.3 steps 10, 11 and 13): replay nonce, then call_id, then
 every rate limit. The first failing check is the outcome; a refused call
 writes nothing. Time is the server's (TIME), so every process agrees.
 
-KEYS   [nonce key, when ARGV[1] > 0] [call_id key, when ARGV[2] ~= ''] rate keys...
+KEYS   generation key, [nonce key, when ARGV[1] > 0] [call_id key, when ARGV[2] ~= '']
+       rate keys...
 ARGV   1  nonce TTL in ms (0: no nonce)
        2  call_id: decimal digits without leading zeros ('': no call_id)
        3  call_id TTL in ms
@@ -14,8 +15,13 @@ ARGV   1  nonce TTL in ms (0: no nonce)
 Rate limits are GCRA: each rate key stores the theoretical arrival time (TAT,
 µs). A call fits when max(TAT, now) + T - now <= L*T.
 
-Reply  {outcome} or {outcome, limit, remaining, reset_s, retry_after_s}
+Reply  {outcome, generation} or
+       {outcome, generation, limit, remaining, reset_s, retry_after_s}
        outcome: 0 ok, 1 nonce replayed, 2 call_id not increasing, 3 rate limited.
+       generation: the app's generation (bumped by INCR when its settings or
+       credentials change). A missing one (a new app, or a Redis that lost its
+       data) starts at the server's time in µs, so it differs from any number
+       a process may remember from before.
        The status is the most constrained counter after the call: least
        remaining, then longest retry-after, then longest reset.
 ]]
@@ -23,9 +29,17 @@ Reply  {outcome} or {outcome, limit, remaining, reset_s, retry_after_s}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
+local generation = redis.call('GET', KEYS[1])
+if not generation then
+  generation = string.format('%.0f', now)
+  -- kept 30 days (INCR keeps the expiry): a deleted app's key goes away; an
+  -- expired one starts anew, which only makes processes read the app afresh
+  redis.call('SET', KEYS[1], generation, 'PX', 2592000000)
+end
+
 local nonce_ttl = tonumber(ARGV[1])
 local call_id = ARGV[2]
-local k = 1
+local k = 2
 local nonce_key, call_id_key
 if nonce_ttl > 0 then
   nonce_key = KEYS[k]
@@ -92,7 +106,7 @@ if consume then
 end
 
 if first > #KEYS then
-  return {outcome}
+  return {outcome, generation}
 end
 
 local best_limit, best_remaining, best_used, best_retry
@@ -128,6 +142,7 @@ end
 
 return {
   outcome,
+  generation,
   best_limit,
   best_remaining,
   math.ceil(best_used / 1000000),
