@@ -55,6 +55,27 @@ def test_json() -> None:
     assert refused(p, "{") == 100
 
 
+def test_json_object_and_array() -> None:
+    obj = Param("properties", ParamType.JSON_OBJECT)
+    assert parsed(obj, '{"title": "你好", "n": 1}') == {"title": "你好", "n": 1}
+    assert refused(obj, "[1]") == refused(obj, '"x"') == refused(obj, "{") == 100
+    arr = Param("assocs", ParamType.JSON_ARRAY, max_items=2)
+    assert parsed(arr, '[{"id1": 1}]') == [{"id1": 1}]
+    assert refused(arr, "{}") == refused(arr, "[1, 2, 3]") == 100
+
+
+def test_names() -> None:
+    name = Param("obj_type", ParamType.NAME)
+    assert parsed(name, "book_2") == "book_2"
+    for bad in ("", "Book", "2book", "_x", "a-b", "a" * 33, "ü"):
+        assert refused(name, bad) == 100, bad
+    with pytest.raises(ApiError, match="obj_type"):
+        name.parse("Book")
+    names = Param("prop_names", ParamType.NAME_LIST, max_items=2)
+    assert parsed(names, "a,b") == parsed(names, '["a", "b"]') == ["a", "b"]
+    assert refused(names, "a,B") == refused(names, "a,b,c") == 100
+
+
 def test_parse_arguments_required_and_typed() -> None:
     spec = MethodSpec("t.m", _noop, params=(Param("a", ParamType.INT, required=True), Param("b")))
     args = spec.parse_arguments({"a": "5", "ignored": "x"})

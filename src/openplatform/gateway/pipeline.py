@@ -286,6 +286,7 @@ class Gateway:
                 args=args,
                 client_ip=checked.rate_ip,
                 lang=answer.lang,
+                request_id=call.request_id,
             )
         )
 

@@ -13,7 +13,7 @@ import enum
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -34,20 +34,27 @@ __all__ = [
 ]
 
 _INT = re.compile(r"-?[0-9]{1,19}")
+# Names of data-store types, properties and associations (PROTOCOL §4 "data").
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
 
 class ParamType(enum.Enum):
     """How a parameter's text is read. Lists are JSON arrays or comma lists;
-    booleans are ``true|false|1|0`` (PROTOCOL §4)."""
+    booleans are ``true|false|1|0``; names match ``[a-z][a-z0-9_]{0,31}``
+    (PROTOCOL §4)."""
 
     STR = "string"
     INT = "integer"
     BOOL = "boolean"
+    NAME = "name"
     INT_LIST = "integer list"
     STR_LIST = "string list"
+    NAME_LIST = "name list"
     JSON = "json"
+    JSON_OBJECT = "json object"
+    JSON_ARRAY = "json array"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +87,40 @@ class Param:
             if lowered in _FALSE:
                 return False
             raise self._invalid("must be true, false, 1 or 0")
-        if kind is ParamType.JSON:
-            try:
-                return orjson.loads(text)
-            except orjson.JSONDecodeError:
-                raise self._invalid("must be JSON") from None
+        if kind is ParamType.NAME:
+            return self._name(text)
+        if kind in (ParamType.JSON, ParamType.JSON_OBJECT, ParamType.JSON_ARRAY):
+            return self._json(text)
         items = self._items(text)
+        self._check_count(items)
+        if kind is ParamType.INT_LIST:
+            return [self._int(item) for item in items]
+        if kind is ParamType.NAME_LIST:
+            return [self._name(item) for item in items]
+        return items
+
+    def _json(self, text: str) -> object:
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise self._invalid("must be JSON") from None
+        if self.type is ParamType.JSON_OBJECT and not isinstance(value, dict):
+            raise self._invalid("must be a JSON object")
+        if self.type is ParamType.JSON_ARRAY:
+            if not isinstance(value, list):
+                raise self._invalid("must be a JSON array")
+            self._check_count(value)
+        return value
+
+    def _check_count(self, items: list[Any]) -> None:
         if self.max_items is not None and len(items) > self.max_items:
             # Too many items is the request's fault, whatever the items are.
             raise ApiError(Code.INVALID_PARAMETER, f"{self.name}: at most {self.max_items} items")
-        if kind is ParamType.INT_LIST:
-            return [self._int(item) for item in items]
-        return items
+
+    def _name(self, text: str) -> str:
+        if not NAME_PATTERN.fullmatch(text):
+            raise self._invalid("must match [a-z][a-z0-9_]{0,31}")
+        return text
 
     def _items(self, text: str) -> list[str]:
         stripped = text.strip()
@@ -174,13 +203,25 @@ class Arguments:
     def get_json(self, name: str) -> object:
         return self._values.get(name)
 
+    def get_json_object(self, name: str) -> dict[str, object] | None:
+        value = self._values.get(name)
+        assert value is None or isinstance(value, dict), name
+        return value
+
+    def get_json_array(self, name: str) -> list[object] | None:
+        value = self._values.get(name)
+        assert value is None or isinstance(value, list), name
+        return value
+
 
 @dataclass(frozen=True, slots=True)
 class MethodCall:
     """Everything a method sees of an authenticated call (after check 13).
 
     ``user_id`` is the user the credential acts for (None for app-only calls);
-    ``scopes`` are the scopes of that user credential (empty for app-only calls).
+    ``scopes`` are the scopes of that user credential (empty for app-only calls);
+    ``request_id`` is the ``X-Request-Id`` of the answer (for messages that
+    point at the server log).
     """
 
     services: Services
@@ -190,6 +231,7 @@ class MethodCall:
     args: Arguments
     client_ip: str
     lang: Lang
+    request_id: str = ""
 
 
 Handler = Callable[[MethodCall], Awaitable[object]]
