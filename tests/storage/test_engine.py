@@ -1,4 +1,5 @@
-"""Engine set-up: SQLite pragmas, UTC timestamps, readiness ping."""
+"""Engine set-up: SQLite pragmas, UTC timestamps, readiness ping, bounded lock
+waits, what counts as an outage, one-statement writes."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.database import Database
-from openplatform.storage.engine import SQLITE_BUSY_TIMEOUT_MS
+from openplatform.storage.engine import PG_LOCK_TIMEOUT_MS, SQLITE_BUSY_TIMEOUT_MS, is_outage
+from openplatform.storage.errors import DatabaseUnavailable
 from openplatform.storage.models import AdminToken
 
 
@@ -97,3 +99,97 @@ async def test_a_postgres_connection_the_server_closed_is_replaced(postgres_url:
             assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar() != pid
     finally:
         await database.close()
+
+
+async def test_postgres_lock_waits_are_bounded(postgres_url: str) -> None:
+    database = Database(postgres_url, SecretBox("k"))
+    try:
+        async with database.engine.connect() as conn:
+            setting = (await conn.execute(text("SHOW lock_timeout"))).scalar()
+    finally:
+        await database.close()
+    assert setting == f"{PG_LOCK_TIMEOUT_MS // 1000}s"
+
+
+async def test_a_lock_wait_that_times_out_is_an_outage(migrated_postgres_url: str) -> None:
+    """A lock wait PostgreSQL gave up on (55P03) is DatabaseUnavailable: the
+    caller answers "try again", not an unknown error."""
+    import asyncpg
+
+    database = Database(migrated_postgres_url, SecretBox("k"))
+    holder = await asyncpg.connect(migrated_postgres_url)
+    try:
+        await holder.execute("BEGIN; LOCK TABLE platform_settings IN ACCESS EXCLUSIVE MODE")
+
+        async def read_locked_table() -> None:
+            async with database.sessions.write() as session:
+                await session.execute(text("SET LOCAL lock_timeout = '100ms'"))
+                await session.execute(text("SELECT * FROM platform_settings"))
+
+        with pytest.raises(DatabaseUnavailable, match="lock timeout"):
+            await read_locked_table()
+    finally:
+        await holder.close()
+        await database.close()
+
+
+async def test_a_connection_killed_mid_transaction_is_an_outage(postgres_url: str) -> None:
+    """pg_terminate_backend while a transaction is open: DatabaseUnavailable
+    (asyncpg reports it as a plain client error on an invalidated connection),
+    and the next transaction runs on a new connection."""
+    import asyncpg
+
+    database = Database(postgres_url, SecretBox("k"))
+    admin = await asyncpg.connect(postgres_url)
+
+    async def killed_mid_transaction() -> None:
+        async with database.sessions.write() as session:
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
+            await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await session.execute(text("SELECT 1"))
+
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await killed_mid_transaction()
+        async with database.sessions.write() as session:
+            assert (await session.execute(text("SELECT 2"))).scalar() == 2
+    finally:
+        await admin.close()
+        await database.close()
+
+
+def test_is_outage_by_sqlstate() -> None:
+    class Driver(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__(sqlstate)
+            self.sqlstate = sqlstate
+
+    def wrapped(sqlstate: str) -> DBAPIError:
+        return DBAPIError("SELECT 1", None, Driver(sqlstate))
+
+    for sqlstate in ("40001", "40P01", "55P03", "57P01", "53300", "08006", "55000"):
+        assert is_outage(wrapped(sqlstate)), sqlstate
+    for sqlstate in ("23505", "42P01", "22003"):
+        assert not is_outage(wrapped(sqlstate)), sqlstate
+    assert is_outage(ConnectionRefusedError())
+    assert not is_outage(ValueError())
+
+
+async def test_write_one_is_one_statement_in_autocommit(database: Database) -> None:
+    """A data-changing statement through write_one is committed on its own
+    (another connection sees it) and returns its RETURNING row."""
+    now = datetime.now(UTC)
+    async with database.sessions.write() as session:
+        session.add(AdminToken(token_hash="w" * 64, label="before", created_at=now))
+    changed = (
+        update(AdminToken)
+        .where(AdminToken.token_hash == "w" * 64)
+        .values(label="after")
+        .returning(AdminToken.label)
+    )
+    row = await database.sessions.write_one(changed)
+    assert row is not None and row[0] == "after"
+    label = select(AdminToken.label).where(AdminToken.token_hash == bindparam("h"))
+    assert (await database.sessions.first(label, {"h": "w" * 64})) == ("after",)
+    missing = update(AdminToken).where(AdminToken.id == -1).values(label="x")
+    assert await database.sessions.write_one(missing.returning(AdminToken.id)) is None

@@ -7,6 +7,8 @@ write lock up front, so a read-modify-write never fails half-way with
 "database is locked" when another writer got there first (readers are not
 blocked: WAL). PostgreSQL (asyncpg) uses READ COMMITTED; a read-modify-write
 locks its row (``SELECT … FOR UPDATE``) or is a single conditional statement.
+A lock wait on PostgreSQL gives up after :data:`PG_LOCK_TIMEOUT_MS` (as SQLite's
+busy timeout does): a stuck lock is an outage to report, not a hang.
 
 Reads that are one SELECT skip all of that (:meth:`Sessions.first`): one
 statement, no transaction around it — on a SQLite file through one shared
@@ -20,12 +22,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TypeVarTuple, cast
+from typing import Any, TypeVarTuple, cast
 
-from sqlalchemy import Row, Select, event
+from sqlalchemy import Executable, Row, Select, event
 from sqlalchemy.engine import AdaptedConnection, Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -41,9 +43,10 @@ from openplatform.storage.errors import DatabaseUnavailable
 from openplatform.storage.sqlite_driver import OneTripDBAPI
 from openplatform.storage.sqlite_reads import SharedReader
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Sessions", "create_engine"]
+__all__ = ["PG_LOCK_TIMEOUT_MS", "SQLITE_BUSY_TIMEOUT_MS", "Sessions", "create_engine", "is_outage"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PG_LOCK_TIMEOUT_MS = 5_000
 _WRITE = "openplatform_write"
 _SINGLE_STATEMENT = "openplatform_single_statement"
 _Ts = TypeVarTuple("_Ts")
@@ -70,6 +73,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         pool_size=10,
         max_overflow=10,
         pool_recycle=1800,
+        connect_args={"server_settings": {"lock_timeout": str(PG_LOCK_TIMEOUT_MS)}},
     )
     _configure_postgresql(engine)
     return engine
@@ -116,6 +120,34 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 # driver-level failures become :class:`DatabaseUnavailable`. Constraint
 # violations (IntegrityError) and programming errors pass through unchanged.
 _OUTAGES = (OperationalError, InterfaceError, PoolTimeoutError, OSError)
+# PostgreSQL reports most failures as a plain DBAPIError (asyncpg's errors are
+# not classified further): these SQLSTATEs say "not now", not "never".
+# 40001 serialization failure, 40P01 deadlock, 55P03 lock wait timed out,
+# 57014 statement cancelled, 57P01-57P03 server shutting down or starting,
+# 53xxx out of resources, 08xxx connection failures, 55000 a database that
+# does not accept connections (ALLOW_CONNECTIONS false).
+_OUTAGE_SQLSTATES = frozenset(
+    {"40001", "40P01", "55000", "55P03", "57014", "57P01", "57P02", "57P03"}
+)
+_OUTAGE_SQLSTATE_CLASSES = ("53", "08")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot serve right now (connection
+    refused or lost, pool exhausted, lock wait timed out, serialization
+    failure or deadlock, server shutting down): the same work may succeed
+    later. Its transaction was not committed — unless the failure hit the
+    COMMIT itself, whose outcome is then unknown."""
+    if isinstance(exc, _OUTAGES):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if not isinstance(sqlstate, str):
+        return False
+    return sqlstate in _OUTAGE_SQLSTATES or sqlstate.startswith(_OUTAGE_SQLSTATE_CLASSES)
 
 
 def _outage_message(exc: BaseException) -> str:
@@ -123,7 +155,18 @@ def _outage_message(exc: BaseException) -> str:
     return f"database unavailable: {first[0] if first else type(exc).__name__}"
 
 
+def _raise_outage(exc: BaseException) -> None:
+    """Raise :class:`DatabaseUnavailable` from ``exc`` when it is an outage."""
+    if is_outage(exc):
+        raise DatabaseUnavailable(_outage_message(exc)) from exc
+
+
 def _first(engine: Engine, statement: Select[*_Ts], parameters: _Parameters) -> Row[*_Ts] | None:
+    with engine.connect() as conn:
+        return conn.execute(statement, parameters).first()
+
+
+def _write_one(engine: Engine, statement: Executable, parameters: _Parameters) -> Row[Any] | None:
     with engine.connect() as conn:
         return conn.execute(statement, parameters).first()
 
@@ -180,8 +223,9 @@ class Sessions:
             return rows[0] if rows else None
         try:
             return await greenlet_spawn(_first, self._single, statement, parameters)
-        except _OUTAGES as exc:
-            raise DatabaseUnavailable(_outage_message(exc)) from exc
+        except Exception as exc:
+            _raise_outage(exc)
+            raise
 
     async def all(
         self, statement: Select[*_Ts], parameters: _Parameters = None
@@ -192,8 +236,22 @@ class Sessions:
             return rows
         try:
             return await greenlet_spawn(_all, self._single, statement, parameters)
-        except _OUTAGES as exc:
-            raise DatabaseUnavailable(_outage_message(exc)) from exc
+        except Exception as exc:
+            _raise_outage(exc)
+            raise
+
+    async def write_one(
+        self, statement: Executable, parameters: _Parameters = None
+    ) -> Row[Any] | None:
+        """The first row a data-changing statement RETURNs (None when it
+        returns none). ONE statement is atomic on its own, so it runs in
+        autocommit mode: one round trip, no BEGIN/COMMIT. On SQLite it waits
+        for the write lock like any write (the busy timeout)."""
+        try:
+            return await greenlet_spawn(_write_one, self._single, statement, parameters)
+        except Exception as exc:
+            _raise_outage(exc)
+            raise
 
     async def _fast(
         self, statement: Select[*_Ts], parameters: _Parameters
@@ -221,16 +279,18 @@ class Sessions:
         try:
             async with self._read() as session, session.begin():
                 yield session
-        except _OUTAGES as exc:
-            raise DatabaseUnavailable(_outage_message(exc)) from exc
+        except Exception as exc:
+            _raise_outage(exc)
+            raise
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         try:
             async with self._write() as session, session.begin():
                 yield session
-        except _OUTAGES as exc:
-            raise DatabaseUnavailable(_outage_message(exc)) from exc
+        except Exception as exc:
+            _raise_outage(exc)
+            raise
 
     @property
     def is_sqlite(self) -> bool:
