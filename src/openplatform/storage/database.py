@@ -1,5 +1,6 @@
 """The durable store: one engine, its sessions, and the typed repositories
-(apps, users, tokens, consents, admin tokens) that business code uses. No
+(apps, users, tokens, consents, admin tokens, the apps' data store) that
+business code uses. No
 other module needs to import a database driver."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from openplatform.storage.consents import ConsentRepository
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.engine import Sessions, create_engine
 from openplatform.storage.platform_settings import PlatformSettingsRepository
+from openplatform.storage.sql_data_store import SqlDataStore
 from openplatform.storage.tokens import TokenRepository
 from openplatform.storage.users import UserRepository
 
@@ -39,6 +41,7 @@ class Database:
         self.admin_tokens = AdminTokenRepository(self.sessions)
         self.platform_settings = PlatformSettingsRepository(self.sessions)
         self.call_stats = CallStatsRepository(self.sessions)
+        self.data_store = SqlDataStore(self.sessions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:

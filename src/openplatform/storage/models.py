@@ -16,8 +16,10 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -34,6 +36,15 @@ __all__ = [
     "AuthorizationCode",
     "Base",
     "Consent",
+    "DataAssociation",
+    "DataAssociationDefinition",
+    "DataHashValue",
+    "DataObject",
+    "DataObjectProperty",
+    "DataObjectType",
+    "DataObjectValue",
+    "DataPreference",
+    "DataStoreUsage",
     "Grant",
     "PlatformSetting",
     "RefreshToken",
@@ -272,3 +283,150 @@ class ApiCallStat(Base):
     error_code: Mapped[int] = mapped_column(Integer)
     calls: Mapped[int] = mapped_column(BigInteger)
     latency_us_total: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- the data store (PROTOCOL §4 "data"; openplatform.storage.sql_data_store) ---
+#
+# Every row carries ``bytes``: what it was charged against the app's storage
+# quota when written, so deleting it gives back exactly that.
+
+
+class DataStoreUsage(Base):
+    """One row per app that stored data: the bytes it uses (never above its
+    ``storage_quota_bytes``) and the last object id it was given. Every write
+    to the app's store locks this row first and charges it last, in the same
+    transaction."""
+
+    __tablename__ = "data_store_usage"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    used_bytes: Mapped[int] = mapped_column(BigInteger)
+    last_object_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class DataPreference(Base):
+    """A user's preference in one app (``pref_id`` 0-200, value ≤ 128 chars)."""
+
+    __tablename__ = "data_preferences"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    pref_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(Integer)
+
+
+class DataObjectType(Base):
+    """An object type of an app; its properties, objects and hash keys go with it."""
+
+    __tablename__ = "data_object_types"
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(Integer)
+
+
+class DataObjectProperty(Base):
+    """A property of an object type: ``prop_type`` 1 integer, 2 string, 3 text."""
+
+    __tablename__ = "data_object_properties"
+    __table_args__ = (UniqueConstraint("type_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    type_id: Mapped[int] = mapped_column(ForeignKey("data_object_types.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    prop_type: Mapped[int] = mapped_column(SmallInteger)
+    bytes: Mapped[int] = mapped_column(Integer)
+
+
+class DataObject(Base):
+    """An object; ``obj_id`` is numbered per app (1, 2, …), so ids say nothing
+    about other apps."""
+
+    __tablename__ = "data_objects"
+    __table_args__ = (UniqueConstraint("app_id", "obj_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    obj_id: Mapped[int] = mapped_column(BigInteger)
+    type_id: Mapped[int] = mapped_column(
+        ForeignKey("data_object_types.id", ondelete="CASCADE"), index=True
+    )
+    bytes: Mapped[int] = mapped_column(Integer)
+
+
+class DataObjectValue(Base):
+    """One property value of an object (``int_value`` or ``text_value``, by the
+    property's type); an unset property has no row."""
+
+    __tablename__ = "data_object_values"
+
+    object_id: Mapped[int] = mapped_column(
+        ForeignKey("data_objects.id", ondelete="CASCADE"), primary_key=True
+    )
+    property_id: Mapped[int] = mapped_column(
+        ForeignKey("data_object_properties.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    int_value: Mapped[int | None] = mapped_column(BigInteger)
+    text_value: Mapped[str | None] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(Integer)
+
+
+class DataHashValue(Base):
+    """A property value reached by a hash key of an object type. ``writes``
+    counts the writes of the row: 1 right after the statement that inserted
+    it, which is how an upsert tells a new row (to be charged) from an old one."""
+
+    __tablename__ = "data_hash_values"
+
+    type_id: Mapped[int] = mapped_column(
+        ForeignKey("data_object_types.id", ondelete="CASCADE"), primary_key=True
+    )
+    hash_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    property_id: Mapped[int] = mapped_column(
+        ForeignKey("data_object_properties.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    int_value: Mapped[int | None] = mapped_column(BigInteger)
+    text_value: Mapped[str | None] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(Integer)
+    writes: Mapped[int] = mapped_column(BigInteger)
+
+
+class DataAssociationDefinition(Base):
+    """An association of an app: ``assoc_type`` 1 one-way, 2 two-way
+    symmetric, 3 two-way asymmetric (then ``inverse_id`` is the definition of
+    the other direction). ``assoc_info1``/``assoc_info2`` are JSON objects."""
+
+    __tablename__ = "data_association_definitions"
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    assoc_type: Mapped[int] = mapped_column(SmallInteger)
+    assoc_info1: Mapped[str] = mapped_column(Text)
+    assoc_info2: Mapped[str] = mapped_column(Text)
+    inverse_id: Mapped[int | None] = mapped_column(
+        ForeignKey("data_association_definitions.id", ondelete="SET NULL")
+    )
+    bytes: Mapped[int] = mapped_column(Integer)
+
+
+class DataAssociation(Base):
+    """``id1`` is associated with ``id2`` (any 64-bit ids: objects, users…)."""
+
+    __tablename__ = "data_associations"
+    __table_args__ = (Index(None, "definition_id", "id2"),)
+
+    definition_id: Mapped[int] = mapped_column(
+        ForeignKey("data_association_definitions.id", ondelete="CASCADE"), primary_key=True
+    )
+    id1: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id2: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    data: Mapped[str] = mapped_column(Text)
+    assoc_time: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(Integer)
