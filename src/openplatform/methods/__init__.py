@@ -13,6 +13,6 @@ __all__ = ["default_registry"]
 
 def default_registry() -> MethodRegistry:
     """Every method of the platform."""
-    from openplatform.methods import application, users
+    from openplatform.methods import application, data, users
 
-    return MethodRegistry((*users.METHODS, *application.METHODS))
+    return MethodRegistry((*users.METHODS, *application.METHODS, *data.METHODS))
