@@ -485,3 +485,24 @@ async def test_an_unreachable_database_is_unavailable_after_retries() -> None:
             await store.get_types(1)
     finally:
         await database.close()
+
+
+async def test_deleting_an_app_deletes_its_data(database: Database, user: UserRecord) -> None:
+    store = database.data_store
+    (gone, doomed), (kept, other) = await new_app(database, "gone"), await new_app(database, "kept")
+    for tenant in (doomed, other):
+        await book_type(database, tenant)
+        await store.create_object(tenant, "book", {"title": "t", "pages": 1})
+        await store.increment_hash_value(tenant, "book", "k", "pages", 1)
+        await store.set_preferences(tenant, user.uid, {1: "x"}, replace=False)
+        await store.define_association(
+            tenant, "likes", AssocType.SYMMETRIC, AssocInfo(), AssocInfo(), None
+        )
+        await store.set_associations(tenant, [NewAssociation("likes", 1, 2, "", 1)])
+    kept_bytes = await assert_accounted(database, kept.id)
+    await database.apps.delete(gone.id)
+    assert await stored_bytes(database, gone.id) == 0
+    assert await used_bytes(database, gone.id) == 0
+    assert await store.get_types(gone.id) == []
+    assert await store.get_preferences(gone.id, user.uid) == []
+    assert await assert_accounted(database, kept.id) == kept_bytes

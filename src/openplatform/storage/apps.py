@@ -31,6 +31,11 @@ from openplatform.storage.models import (
     App,
     AuthorizationCode,
     Consent,
+    DataAssociationDefinition,
+    DataObject,
+    DataObjectType,
+    DataPreference,
+    DataStoreUsage,
     Grant,
     RefreshToken,
     utcnow,
@@ -420,6 +425,14 @@ def new_api_key() -> str:
     return "ak_" + secrets.token_hex(12)
 
 
+_DATA_STORE = (
+    DataStoreUsage,
+    DataPreference,
+    DataAssociationDefinition,
+    DataObject,
+    DataObjectType,
+)
+
 _APP_COLUMNS = (
     App.id,
     App.api_key,
@@ -535,12 +548,17 @@ class AppRepository:
 
     async def delete(self, app_id: int) -> None:
         """Mark the app deleted (its ``api_key`` then answers 900) and delete every
-        code, token, grant and consent of it, in one transaction (its tokens then
-        answer 110: they no longer exist)."""
+        code, token, grant and consent of it, and everything in its data store,
+        in one transaction (its tokens then answer 110: they no longer exist)."""
         async with self._sessions.write() as session:
             row = _live(await session.get(App, app_id, with_for_update=True), app_id)
             for model in (AuthorizationCode, AccessToken, RefreshToken, Grant, Consent):
                 await session.execute(delete(model).where(model.app_id == app_id))
+            # The data store's usage row first: writes of the app in flight lock it
+            # first too. Types take their properties, objects and hash values
+            # along, definitions their associations.
+            for data in _DATA_STORE:
+                await session.execute(delete(data).where(data.app_id == app_id))
             row.status = "deleted"
             row.updated_at = utcnow()
         await self._changes.publish([app_id])
