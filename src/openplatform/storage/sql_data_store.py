@@ -53,7 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningDelete
 
@@ -130,6 +130,21 @@ _LOCK_USAGE = (
     .where(Usage.app_id == bindparam("app_id"))
     .with_for_update()
 )
+# The last statement of every write that changes what an app stores: the
+# bytes it adds (charged only within the quota — ONE conditional statement)
+# or gives back, and the object ids it took.
+_GIVE_BACK = (
+    update(Usage)
+    .where(Usage.app_id == bindparam("app"))
+    .values(
+        used_bytes=Usage.used_bytes + bindparam("delta", type_=BigInteger),
+        last_object_id=bindparam("last_object", type_=BigInteger),
+    )
+    .returning(Usage.used_bytes)
+)
+_CHARGE = _GIVE_BACK.where(
+    Usage.used_bytes + bindparam("delta", type_=BigInteger) <= bindparam("quota", type_=BigInteger)
+)
 _PREFERENCE = select(Pref.value).where(
     Pref.app_id == bindparam("app_id"),
     Pref.user_id == bindparam("user_id"),
@@ -176,6 +191,20 @@ _TYPE_PROPERTY = (
 )
 _HASH_VALUE = (
     select(Prop.id, Prop.prop_type, Hash.int_value, Hash.text_value)
+    .select_from(Type)
+    .outerjoin(Prop, and_(Prop.type_id == Type.id, Prop.name == bindparam("prop")))
+    .outerjoin(
+        Hash,
+        and_(
+            Hash.type_id == Type.id, Hash.hash_key == bindparam("key"), Hash.property_id == Prop.id
+        ),
+    )
+    .where(Type.app_id == bindparam("app_id"), Type.name == bindparam("type"))
+)
+# Where a hash value goes: the type, the property and the bytes of the value
+# there now (None columns: no such property, no value yet).
+_HASH_SLOT = (
+    select(Type.id, Prop.id.label("prop_id"), Prop.prop_type, Hash.bytes)
     .select_from(Type)
     .outerjoin(Prop, and_(Prop.type_id == Type.id, Prop.name == bindparam("prop")))
     .outerjoin(
@@ -295,10 +324,10 @@ def _not_run(exc: DatabaseUnavailable) -> bool:
 
 @dataclass
 class _Write:
-    """One write transaction of one app: its session, and the bytes and object
+    """One write transaction of one app: its connection, and the bytes and object
     ids it takes, settled on the app's usage row at the end."""
 
-    session: AsyncSession
+    conn: AsyncConnection
     tenant: Tenant
     used_bytes: int
     last_object_id: int
@@ -317,7 +346,7 @@ class _Write:
 
     async def freed(self, statement: ReturningDelete[Any]) -> list[Any]:
         """Run a ``DELETE … RETURNING bytes, …``; its bytes are given back."""
-        rows = list((await self.session.execute(statement)).all())
+        rows = list((await self.conn.execute(statement)).all())
         self.give_back(sum(row[0] for row in rows))
         return rows
 
@@ -423,7 +452,9 @@ class SqlDataStore:
 
         async def attempt(state: _Attempt) -> T:
             async with self._sessions.write() as session:
-                txn = await self._begin(session, tenant)
+                # Core statements on the session's connection: no ORM work per
+                # statement (the data store maps no objects).
+                txn = await self._begin(await session.connection(), tenant)
                 result = await work(txn)
                 await self._settle(txn)
                 state.committing = True
@@ -431,38 +462,33 @@ class SqlDataStore:
 
         return await _with_retries(attempt, "write")
 
-    async def _begin(self, session: AsyncSession, tenant: Tenant) -> _Write:
+    async def _begin(self, conn: AsyncConnection, tenant: Tenant) -> _Write:
         params = {"app_id": tenant.app_id}
-        row = (await session.execute(_LOCK_USAGE, params)).first()
+        row = (await conn.execute(_LOCK_USAGE, params)).first()
         if row is None:
             created = self._insert(Usage).values(
                 app_id=tenant.app_id, used_bytes=0, last_object_id=0
             )
-            await session.execute(created.on_conflict_do_nothing(index_elements=[Usage.app_id]))
-            row = (await session.execute(_LOCK_USAGE, params)).one()
-        return _Write(session, tenant, used_bytes=row[0], last_object_id=row[1])
+            await conn.execute(created.on_conflict_do_nothing(index_elements=[Usage.app_id]))
+            row = (await conn.execute(_LOCK_USAGE, params)).one()
+        return _Write(conn, tenant, used_bytes=row[0], last_object_id=row[1])
 
     async def _settle(self, txn: _Write) -> None:
         """Charge (or give back) the bytes, record the object ids taken; a
         charge the quota does not cover refuses the whole write."""
         if txn.delta == 0 and txn.allocated == 0:
             return
-        app_id, delta = txn.tenant.app_id, txn.delta
-        statement = (
-            update(Usage)
-            .where(Usage.app_id == app_id)
-            .values(
-                used_bytes=Usage.used_bytes + delta,
-                last_object_id=txn.last_object_id + txn.allocated,
-            )
-            .returning(Usage.used_bytes)
-        )
-        if delta > 0:
-            statement = statement.where(Usage.used_bytes + delta <= txn.tenant.quota_bytes)
-        if (await txn.session.execute(statement)).first() is None:
+        params = {
+            "app": txn.tenant.app_id,
+            "delta": txn.delta,
+            "quota": txn.tenant.quota_bytes,
+            "last_object": txn.last_object_id + txn.allocated,
+        }
+        statement = _CHARGE if txn.delta > 0 else _GIVE_BACK
+        if (await txn.conn.execute(statement, params)).first() is None:
             raise QuotaExceeded(
                 f"the app uses {txn.used_bytes} of its {txn.tenant.quota_bytes} bytes; "
-                f"this write needs {delta} more"
+                f"this write needs {txn.delta} more"
             )
 
     # --- preferences ---------------------------------------------------------
@@ -508,48 +534,48 @@ class SqlDataStore:
             if replace or values:
                 await txn.freed(old.returning(Pref.bytes))
             if kept:
-                await txn.session.execute(insert(Pref), kept)
+                await txn.conn.execute(insert(Pref), kept)
                 txn.charge(kept_bytes)
 
         await self._write(tenant, work)
 
     # --- object types and properties -----------------------------------------
 
-    async def _type(self, session: AsyncSession, app_id: int, name: str) -> tuple[int, int]:
+    async def _type(self, conn: AsyncConnection, app_id: int, name: str) -> tuple[int, int]:
         """The id and bytes of a type; NotFoundError when there is none."""
-        row = (await session.execute(_TYPE, {"app_id": app_id, "name": name})).first()
+        row = (await conn.execute(_TYPE, {"app_id": app_id, "name": name})).first()
         if row is None:
             raise NotFoundError(f"no object type {name!r}")
         return row[0], row[1]
 
     async def _property(
-        self, session: AsyncSession, app_id: int, type_name: str, prop_name: str
+        self, conn: AsyncConnection, app_id: int, type_name: str, prop_name: str
     ) -> tuple[int, _Property]:
         """The type's id and one of its properties (803 / 801 when missing)."""
         params = {"app_id": app_id, "type": type_name, "prop": prop_name}
-        row = (await session.execute(_TYPE_PROPERTY, params)).first()
+        row = (await conn.execute(_TYPE_PROPERTY, params)).first()
         if row is None:
             raise NotFoundError(f"no object type {type_name!r}")
         if row.prop_id is None:
             raise InvalidOperation(f"property {prop_name!r} is not defined on {type_name!r}")
         return row.id, _Property(row.prop_id, PropType(row.prop_type), row.bytes)
 
-    async def _properties(self, session: AsyncSession, type_id: int) -> dict[str, _Property]:
+    async def _properties(self, conn: AsyncConnection, type_id: int) -> dict[str, _Property]:
         statement = select(Prop.id, Prop.name, Prop.prop_type, Prop.bytes).where(
             Prop.type_id == type_id
         )
         return {
             row.name: _Property(row.id, PropType(row.prop_type), row.bytes)
-            for row in await session.execute(statement)
+            for row in await conn.execute(statement)
         }
 
     async def create_type(self, tenant: Tenant, name: str) -> None:
         async def work(txn: _Write) -> None:
             params = {"app_id": tenant.app_id, "name": name}
-            if (await txn.session.execute(_TYPE, params)).first() is not None:
+            if (await txn.conn.execute(_TYPE, params)).first() is not None:
                 raise DuplicateError("name", f"object type {name!r} already exists")
             nbytes = ROW_BYTES + text_bytes(name)
-            await txn.session.execute(
+            await txn.conn.execute(
                 insert(Type).values(app_id=tenant.app_id, name=name, bytes=nbytes)
             )
             txn.charge(nbytes)
@@ -558,7 +584,7 @@ class SqlDataStore:
 
     async def drop_type(self, tenant: Tenant, name: str) -> None:
         async def work(txn: _Write) -> None:
-            type_id, type_bytes = await self._type(txn.session, tenant.app_id, name)
+            type_id, type_bytes = await self._type(txn.conn, tenant.app_id, name)
             objects = select(Obj.id).where(Obj.type_id == type_id)
             parts = (
                 select(func.sum(Prop.bytes)).where(Prop.type_id == type_id),
@@ -568,20 +594,20 @@ class SqlDataStore:
             )
             txn.give_back(type_bytes)
             for part in parts:
-                txn.give_back(int((await txn.session.execute(part)).scalar() or 0))
+                txn.give_back(int((await txn.conn.execute(part)).scalar() or 0))
             # The type's properties, objects, values and hash values cascade.
-            await txn.session.execute(delete(Type).where(Type.id == type_id))
+            await txn.conn.execute(delete(Type).where(Type.id == type_id))
 
         await self._write(tenant, work)
 
     async def rename_type(self, tenant: Tenant, name: str, new_name: str) -> None:
         async def work(txn: _Write) -> None:
-            type_id, type_bytes = await self._type(txn.session, tenant.app_id, name)
+            type_id, type_bytes = await self._type(txn.conn, tenant.app_id, name)
             params = {"app_id": tenant.app_id, "name": new_name}
-            if (await txn.session.execute(_TYPE, params)).first() is not None:
+            if (await txn.conn.execute(_TYPE, params)).first() is not None:
                 raise DuplicateError("new_name", f"object type {new_name!r} already exists")
             nbytes = ROW_BYTES + text_bytes(new_name)
-            await txn.session.execute(
+            await txn.conn.execute(
                 update(Type).where(Type.id == type_id).values(name=new_name, bytes=nbytes)
             )
             txn.charge(nbytes - type_bytes)
@@ -605,13 +631,13 @@ class SqlDataStore:
         self, tenant: Tenant, type_name: str, prop_name: str, prop_type: PropType
     ) -> None:
         async def work(txn: _Write) -> None:
-            type_id, _ = await self._type(txn.session, tenant.app_id, type_name)
-            if prop_name in await self._properties(txn.session, type_id):
+            type_id, _ = await self._type(txn.conn, tenant.app_id, type_name)
+            if prop_name in await self._properties(txn.conn, type_id):
                 raise DuplicateError(
                     "prop_name", f"property {prop_name!r} of {type_name!r} already exists"
                 )
             nbytes = ROW_BYTES + text_bytes(prop_name)
-            await txn.session.execute(
+            await txn.conn.execute(
                 insert(Prop).values(
                     type_id=type_id, name=prop_name, prop_type=int(prop_type), bytes=nbytes
                 )
@@ -622,13 +648,13 @@ class SqlDataStore:
 
     async def undefine_property(self, tenant: Tenant, type_name: str, prop_name: str) -> None:
         async def work(txn: _Write) -> None:
-            _, prop = await self._property(txn.session, tenant.app_id, type_name, prop_name)
+            _, prop = await self._property(txn.conn, tenant.app_id, type_name, prop_name)
             txn.give_back(prop.bytes)
             for table in (ObjValue, Hash):
                 part = select(func.sum(table.bytes)).where(table.property_id == prop.id)
-                txn.give_back(int((await txn.session.execute(part)).scalar() or 0))
+                txn.give_back(int((await txn.conn.execute(part)).scalar() or 0))
             # Its values (of objects and of hash keys) cascade.
-            await txn.session.execute(delete(Prop).where(Prop.id == prop.id))
+            await txn.conn.execute(delete(Prop).where(Prop.id == prop.id))
 
         await self._write(tenant, work)
 
@@ -636,13 +662,13 @@ class SqlDataStore:
         self, tenant: Tenant, type_name: str, prop_name: str, new_name: str
     ) -> None:
         async def work(txn: _Write) -> None:
-            type_id, prop = await self._property(txn.session, tenant.app_id, type_name, prop_name)
-            if new_name in await self._properties(txn.session, type_id):
+            type_id, prop = await self._property(txn.conn, tenant.app_id, type_name, prop_name)
+            if new_name in await self._properties(txn.conn, type_id):
                 raise DuplicateError(
                     "new_name", f"property {new_name!r} of {type_name!r} already exists"
                 )
             nbytes = ROW_BYTES + text_bytes(new_name)
-            await txn.session.execute(
+            await txn.conn.execute(
                 update(Prop).where(Prop.id == prop.id).values(name=new_name, bytes=nbytes)
             )
             txn.charge(nbytes - prop.bytes)
@@ -678,21 +704,21 @@ class SqlDataStore:
             }
             for prop, value in values
         ]
-        await txn.session.execute(insert(ObjValue), rows)
+        await txn.conn.execute(insert(ObjValue), rows)
         txn.charge(sum(ROW_BYTES + _extra_bytes(value) for _, value in values))
 
     async def create_object(
         self, tenant: Tenant, type_name: str, properties: Mapping[str, object]
     ) -> int:
         async def work(txn: _Write) -> int:
-            type_id, _ = await self._type(txn.session, tenant.app_id, type_name)
-            defined = await self._properties(txn.session, type_id)
+            type_id, _ = await self._type(txn.conn, tenant.app_id, type_name)
+            defined = await self._properties(txn.conn, type_id)
             values = self._checked_values(type_name, defined, properties)
             obj_id = txn.next_object_id()
             created = insert(Obj).values(
                 app_id=tenant.app_id, obj_id=obj_id, type_id=type_id, bytes=ROW_BYTES
             )
-            object_pk = (await txn.session.execute(created.returning(Obj.id))).scalar_one()
+            object_pk = (await txn.conn.execute(created.returning(Obj.id))).scalar_one()
             txn.charge(ROW_BYTES)
             await self._insert_values(txn, object_pk, values)
             return obj_id
@@ -705,10 +731,10 @@ class SqlDataStore:
         async def work(txn: _Write) -> None:
             found = select(Obj.id, Obj.type_id, Type.name).join(Type, Type.id == Obj.type_id)
             found = found.where(Obj.app_id == tenant.app_id, Obj.obj_id == obj_id)
-            row = (await txn.session.execute(found)).first()
+            row = (await txn.conn.execute(found)).first()
             if row is None:
                 raise NotFoundError(f"no object {obj_id}")
-            defined = await self._properties(txn.session, row.type_id)
+            defined = await self._properties(txn.conn, row.type_id)
             values = self._checked_values(row.name, defined, properties)
             old = delete(ObjValue).where(ObjValue.object_id == row.id)
             if not replace:
@@ -726,16 +752,16 @@ class SqlDataStore:
             found = select(Obj.id, Obj.obj_id, Obj.bytes).where(
                 Obj.app_id == tenant.app_id, Obj.obj_id.in_(wanted)
             )
-            rows = (await txn.session.execute(found)).all()
+            rows = (await txn.conn.execute(found)).all()
             missing = set(wanted) - {row.obj_id for row in rows}
             if missing:
                 raise NotFoundError(f"no object {min(missing)}")
             pks = [row.id for row in rows]
             values = select(func.sum(ObjValue.bytes)).where(ObjValue.object_id.in_(pks))
-            txn.give_back(int((await txn.session.execute(values)).scalar() or 0))
+            txn.give_back(int((await txn.conn.execute(values)).scalar() or 0))
             txn.give_back(sum(row.bytes for row in rows))
             # Their values cascade.
-            await txn.session.execute(delete(Obj).where(Obj.id.in_(pks)))
+            await txn.conn.execute(delete(Obj).where(Obj.id.in_(pks)))
 
         if wanted:
             await self._write(tenant, work)
@@ -786,25 +812,35 @@ class SqlDataStore:
         _check_key(key)
 
         async def work(txn: _Write) -> None:
-            type_id, prop = await self._property(txn.session, tenant.app_id, type_name, prop_name)
-            checked = check_value("value", prop.prop_type, value)
-            await txn.freed(
-                delete(Hash)
-                .where(Hash.type_id == type_id, Hash.hash_key == key, Hash.property_id == prop.id)
-                .returning(Hash.bytes)
-            )
+            params = {"app_id": tenant.app_id, "type": type_name, "prop": prop_name, "key": key}
+            row = (await txn.conn.execute(_HASH_SLOT, params)).first()
+            if row is None:
+                raise NotFoundError(f"no object type {type_name!r}")
+            if row.prop_id is None:
+                raise InvalidOperation(f"property {prop_name!r} is not defined on {type_name!r}")
+            prop_type = PropType(row.prop_type)
+            checked = check_value("value", prop_type, value)
             nbytes = ROW_BYTES + text_bytes(key) + _extra_bytes(checked)
-            await txn.session.execute(
-                insert(Hash).values(
-                    type_id=type_id,
-                    hash_key=key,
-                    property_id=prop.id,
-                    **_value_columns(prop.prop_type, checked),
-                    bytes=nbytes,
-                    writes=1,
-                )
+            statement = self._insert(Hash).values(
+                type_id=row.id,
+                hash_key=key,
+                property_id=row.prop_id,
+                **_value_columns(prop_type, checked),
+                bytes=nbytes,
+                writes=1,
             )
-            txn.charge(nbytes)
+            statement = statement.on_conflict_do_update(
+                index_elements=[Hash.type_id, Hash.hash_key, Hash.property_id],
+                set_={
+                    "int_value": statement.excluded.int_value,
+                    "text_value": statement.excluded.text_value,
+                    "bytes": statement.excluded.bytes,
+                    "writes": Hash.writes + 1,
+                },
+            )
+            await txn.conn.execute(statement)
+            # The old size is stable: this transaction holds the app's lock.
+            txn.charge(nbytes - (row.bytes or 0))
 
         await self._write(tenant, work)
 
@@ -842,7 +878,7 @@ class SqlDataStore:
             return int(row[0])
 
         async def work(txn: _Write) -> int:
-            type_id, prop = await self._property(txn.session, tenant.app_id, type_name, prop_name)
+            type_id, prop = await self._property(txn.conn, tenant.app_id, type_name, prop_name)
             if prop.prop_type is not PropType.INTEGER:
                 raise InvalidOperation(f"property {prop_name!r} of {type_name!r} is not an integer")
             nbytes = ROW_BYTES + text_bytes(key)
@@ -864,7 +900,7 @@ class SqlDataStore:
                 where=Hash.int_value.between(bounds["low"], bounds["high"]),
             )
             added = (
-                await txn.session.execute(statement.returning(Hash.int_value, Hash.writes))
+                await txn.conn.execute(statement.returning(Hash.int_value, Hash.writes))
             ).first()
             if added is None:
                 raise InvalidOperation(f"{prop_name!r} of {key!r} would leave 64 bits")
@@ -879,7 +915,7 @@ class SqlDataStore:
             _check_key(key)
 
         async def work(txn: _Write) -> None:
-            type_id, _ = await self._type(txn.session, tenant.app_id, type_name)
+            type_id, _ = await self._type(txn.conn, tenant.app_id, type_name)
             if keys:
                 await txn.freed(
                     delete(Hash)
@@ -892,11 +928,11 @@ class SqlDataStore:
     # --- associations --------------------------------------------------------
 
     async def _definitions(
-        self, session: AsyncSession, app_id: int, names: Iterable[str]
+        self, conn: AsyncConnection, app_id: int, names: Iterable[str]
     ) -> dict[str, _Definition]:
         """The definitions named; NotFoundError for the first one missing."""
         wanted = list(dict.fromkeys(names))
-        rows = await session.execute(_NAMED_DEFINITIONS, {"app_id": app_id, "names": wanted})
+        rows = await conn.execute(_NAMED_DEFINITIONS, {"app_id": app_id, "names": wanted})
         found = {row.name: _definition(row) for row in rows}
         for name in wanted:
             if name not in found:
@@ -904,13 +940,13 @@ class SqlDataStore:
         return found
 
     async def _with_inverses(
-        self, session: AsyncSession, app_id: int, names: Iterable[str]
+        self, conn: AsyncConnection, app_id: int, names: Iterable[str]
     ) -> dict[str, _Definition]:
         """The definitions named and the inverses of the asymmetric ones."""
-        found = await self._definitions(session, app_id, names)
+        found = await self._definitions(conn, app_id, names)
         inverses = [d.inverse for d in found.values() if d.inverse and d.inverse not in found]
         if inverses:
-            found.update(await self._definitions(session, app_id, inverses))
+            found.update(await self._definitions(conn, app_id, inverses))
         return found
 
     async def define_association(
@@ -937,7 +973,7 @@ class SqlDataStore:
         async def work(txn: _Write) -> None:
             names = [side[0] for side in sides]
             taken = select(Def.name).where(Def.app_id == tenant.app_id, Def.name.in_(names))
-            used = (await txn.session.execute(taken)).scalars().first()
+            used = (await txn.conn.execute(taken)).scalars().first()
             if used is not None:
                 raise DuplicateError("name", f"association {used!r} already exists")
             ids: list[int] = []
@@ -953,10 +989,10 @@ class SqlDataStore:
                     inverse_id=ids[0] if ids else None,
                     bytes=nbytes,
                 )
-                ids.append((await txn.session.execute(created.returning(Def.id))).scalar_one())
+                ids.append((await txn.conn.execute(created.returning(Def.id))).scalar_one())
                 txn.charge(nbytes)
             if len(ids) == 2:
-                await txn.session.execute(
+                await txn.conn.execute(
                     update(Def).where(Def.id == ids[0]).values(inverse_id=ids[1])
                 )
 
@@ -964,24 +1000,24 @@ class SqlDataStore:
 
     async def undefine_association(self, tenant: Tenant, name: str) -> None:
         async def work(txn: _Write) -> None:
-            found = await self._with_inverses(txn.session, tenant.app_id, [name])
+            found = await self._with_inverses(txn.conn, tenant.app_id, [name])
             ids = [definition.id for definition in found.values()]
             txn.give_back(sum(definition.bytes for definition in found.values()))
             stored = select(func.sum(Assoc.bytes)).where(Assoc.definition_id.in_(ids))
-            txn.give_back(int((await txn.session.execute(stored)).scalar() or 0))
+            txn.give_back(int((await txn.conn.execute(stored)).scalar() or 0))
             # Their associations cascade.
-            await txn.session.execute(delete(Def).where(Def.id.in_(ids)))
+            await txn.conn.execute(delete(Def).where(Def.id.in_(ids)))
 
         await self._write(tenant, work)
 
     async def rename_association(self, tenant: Tenant, name: str, new_name: str) -> None:
         async def work(txn: _Write) -> None:
-            definition = (await self._definitions(txn.session, tenant.app_id, [name]))[name]
+            definition = (await self._definitions(txn.conn, tenant.app_id, [name]))[name]
             taken = select(Def.id).where(Def.app_id == tenant.app_id, Def.name == new_name)
-            if (await txn.session.execute(taken)).first() is not None:
+            if (await txn.conn.execute(taken)).first() is not None:
                 raise DuplicateError("new_name", f"association {new_name!r} already exists")
             delta = text_bytes(new_name) - text_bytes(name)
-            await txn.session.execute(
+            await txn.conn.execute(
                 update(Def)
                 .where(Def.id == definition.id)
                 .values(name=new_name, bytes=definition.bytes + delta)
@@ -1026,7 +1062,7 @@ class SqlDataStore:
             if not unique:
                 continue
             query = select(Assoc.id1).where(Assoc.definition_id == definition.id, same, other)
-            if (await txn.session.execute(query.limit(1))).first() is not None:
+            if (await txn.conn.execute(query.limit(1))).first() is not None:
                 raise DuplicateError(
                     "obj_id", f"{taken_id} already has a {definition.name!r} association"
                 )
@@ -1039,7 +1075,7 @@ class SqlDataStore:
 
         async def work(txn: _Write) -> None:
             found = await self._with_inverses(
-                txn.session, tenant.app_id, (item.name for item in items)
+                txn.conn, tenant.app_id, (item.name for item in items)
             )
             for item in items:
                 rows = self._directions(found[item.name], found, item.id1, item.id2)
@@ -1055,7 +1091,7 @@ class SqlDataStore:
                         .returning(Assoc.bytes)
                     )
                     nbytes = ROW_BYTES + text_bytes(item.data)
-                    await txn.session.execute(
+                    await txn.conn.execute(
                         insert(Assoc).values(
                             definition_id=definition.id,
                             id1=id1,
@@ -1072,7 +1108,7 @@ class SqlDataStore:
 
     async def remove_associations(self, tenant: Tenant, keys: Sequence[AssociationKey]) -> None:
         async def work(txn: _Write) -> None:
-            found = await self._with_inverses(txn.session, tenant.app_id, (k.name for k in keys))
+            found = await self._with_inverses(txn.conn, tenant.app_id, (k.name for k in keys))
             for key in keys:
                 for definition, id1, id2 in self._directions(
                     found[key.name], found, key.id1, key.id2
@@ -1092,7 +1128,7 @@ class SqlDataStore:
 
     async def remove_associated_objects(self, tenant: Tenant, name: str, id1: int) -> None:
         async def work(txn: _Write) -> None:
-            found = await self._with_inverses(txn.session, tenant.app_id, [name])
+            found = await self._with_inverses(txn.conn, tenant.app_id, [name])
             definition = found[name]
             await txn.freed(
                 delete(Assoc)
