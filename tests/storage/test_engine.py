@@ -3,6 +3,7 @@ waits, what counts as an outage, one-statement writes."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -193,3 +194,24 @@ async def test_write_one_is_one_statement_in_autocommit(database: Database) -> N
     assert (await database.sessions.first(label, {"h": "w" * 64})) == ("after",)
     missing = update(AdminToken).where(AdminToken.id == -1).values(label="x")
     assert await database.sessions.write_one(missing.returning(AdminToken.id)) is None
+
+
+def test_sqlite_outages_by_error_name(tmp_path: Path) -> None:
+    """A locked SQLite file is an outage; a missing table is a bug."""
+    path = tmp_path / "names.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    other = sqlite3.connect(path, timeout=0)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as missing:
+            other.execute("SELECT * FROM nope")
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            other.execute("SELECT * FROM t")
+    finally:
+        other.close()
+        holder.close()
+    assert is_outage(locked.value)
+    assert is_outage(DBAPIError("SELECT", None, locked.value))
+    assert not is_outage(missing.value)
+    assert not is_outage(DBAPIError("SELECT", None, missing.value))

@@ -19,7 +19,6 @@ SQLite statement is one trip to aiosqlite's thread
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVarTuple, cast
@@ -130,6 +129,26 @@ _OUTAGE_SQLSTATES = frozenset(
     {"40001", "40P01", "55000", "55P03", "57014", "57P01", "57P02", "57P03"}
 )
 _OUTAGE_SQLSTATE_CLASSES = ("53", "08")
+# SQLite says which error it is by name: busy or locked (past the busy
+# timeout), I/O, a file it cannot open, a full disk. "SQLITE_ERROR" (no such
+# table, a syntax error) is a bug, not an outage.
+_SQLITE_OUTAGES = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_CANTOPEN",
+    "SQLITE_FULL",
+    "SQLITE_NOMEM",
+    "SQLITE_PROTOCOL",
+    "SQLITE_INTERRUPT",
+    "SQLITE_READONLY",
+)
+
+
+def _sqlite_outage(error: BaseException | None) -> bool | None:
+    """For a sqlite3 error, whether it is an outage (None: not SQLite's)."""
+    name = getattr(error, "sqlite_errorname", None)
+    return name.startswith(_SQLITE_OUTAGES) if isinstance(name, str) else None
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -138,6 +157,9 @@ def is_outage(exc: BaseException) -> bool:
     failure or deadlock, server shutting down): the same work may succeed
     later. Its transaction was not committed — unless the failure hit the
     COMMIT itself, whose outcome is then unknown."""
+    sqlite = _sqlite_outage(exc.orig if isinstance(exc, DBAPIError) else exc)
+    if sqlite is not None:
+        return sqlite
     if isinstance(exc, _OUTAGES):
         return True
     if not isinstance(exc, DBAPIError):
@@ -264,8 +286,9 @@ class Sessions:
             return None
         try:
             rows = await self._reader.fetch(compiled, parameters)
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise DatabaseUnavailable(_outage_message(exc)) from exc
+        except Exception as exc:
+            _raise_outage(exc)
+            raise
         # Named tuples of the statement's columns: what callers use of a Row.
         return cast("Sequence[Row[*_Ts]] | None", rows)
 
