@@ -83,3 +83,51 @@ def error(response: httpx.Response, code: int, detail: str | None = None) -> dic
     if detail is not None:
         assert detail in body.get("error_detail", ""), body
     return body
+
+
+# Parameters each method accepts (well formed, naming what book_type() and an
+# association "likes" define): for tests that go through every method.
+VALID_PARAMS: dict[str, dict[str, str]] = {
+    "getUserPreference": {"pref_id": "1"},
+    "setUserPreference": {"pref_id": "1", "value": "x"},
+    "getUserPreferences": {},
+    "setUserPreferences": {"values": '{"1": "x"}'},
+    "createObjectType": {"name": "author"},
+    "dropObjectType": {"obj_type": "book"},
+    "renameObjectType": {"obj_type": "book", "new_name": "novel"},
+    "defineObjectProperty": {"obj_type": "book", "prop_name": "isbn", "prop_type": "2"},
+    "undefineObjectProperty": {"obj_type": "book", "prop_name": "body"},
+    "renameObjectProperty": {"obj_type": "book", "prop_name": "body", "new_name": "text"},
+    "getObjectTypes": {},
+    "getObjectType": {"obj_type": "book"},
+    "createObject": {"obj_type": "book", "properties": '{"pages": 1}'},
+    "updateObject": {"obj_id": "1", "properties": '{"pages": 2}'},
+    "deleteObject": {"obj_id": "1"},
+    "deleteObjects": {"obj_ids": "1"},
+    "getObject": {"obj_id": "1"},
+    "getObjects": {"obj_ids": "1"},
+    "getObjectProperty": {"obj_id": "1", "prop_name": "pages"},
+    "setObjectProperty": {"obj_id": "1", "prop_name": "pages", "prop_value": "3"},
+    "getHashValue": {"obj_type": "book", "key": "k", "prop_name": "title"},
+    "setHashValue": {"obj_type": "book", "key": "k", "prop_name": "title", "value": "x"},
+    "incHashValue": {"obj_type": "book", "key": "k", "prop_name": "pages"},
+    "removeHashKey": {"obj_type": "book", "key": "k"},
+    "removeHashKeys": {"obj_type": "book", "keys": "k"},
+    "defineAssociation": {"name": "follows", "assoc_type": "1"},
+    "undefineAssociation": {"name": "likes"},
+    "renameAssociation": {"name": "likes", "new_name": "loves"},
+    "getAssociationDefinition": {"name": "likes"},
+    "getAssociationDefinitions": {},
+    "setAssociation": {"name": "likes", "obj_id1": "1", "obj_id2": "2"},
+    "setAssociations": {"assocs": '[{"id1": 1, "id2": 2}]', "name": "likes"},
+    "removeAssociation": {"name": "likes", "obj_id1": "1", "obj_id2": "2"},
+    "removeAssociations": {"assocs": '[{"id1": 1, "id2": 2}]', "name": "likes"},
+    "removeAssociatedObjects": {"name": "likes", "obj_id": "1"},
+    "getAssociatedObjects": {"name": "likes", "obj_id": "1"},
+    "getAssociatedObjectCount": {"name": "likes", "obj_id": "1"},
+    "getAssociatedObjectCounts": {"name": "likes", "obj_ids": "1"},
+    "getAssociations": {"obj_id1": "1", "obj_id2": "2"},
+}
+PER_USER = frozenset(
+    {"getUserPreference", "setUserPreference", "getUserPreferences", "setUserPreferences"}
+)

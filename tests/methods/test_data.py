@@ -16,7 +16,7 @@ from openplatform.storage.apps import AppSettings
 from openplatform.storage.models import DataAssociationDefinition
 from tests.gateway.client import ApiClient
 from tests.gateway.world import World, issue
-from tests.methods.data_calls import DataCalls, done, error, ok
+from tests.methods.data_calls import PER_USER, VALID_PARAMS, DataCalls, done, error, ok
 
 UTF8_VALUES = ["你好 world+1&=", "😀 emoji 🎉", "%20 %zz +&=?#", "日本語 한국어 ñ", " spaced "]
 
@@ -47,6 +47,19 @@ def test_every_data_method_is_registered_batchable_and_scoped() -> None:
         "data.getUserPreferences",
         "data.setUserPreferences",
     }
+
+
+async def test_every_data_method_on_a_user_credential_needs_the_data_scope(
+    calls: DataCalls, world: World
+) -> None:
+    assert {spec.name for spec in default_registry() if spec.name.startswith("data.")} == {
+        f"data.{method}" for method in VALID_PARAMS
+    }
+    basic = await world.issue(world.alice, "basic")
+    for method, params in VALID_PARAMS.items():
+        error(await calls.user(method, params, tokens=basic), 6, "data")
+    for method in PER_USER:  # and preferences are always a user's
+        error(await calls.app(method, VALID_PARAMS[method]), 6)
 
 
 # --- preferences ---------------------------------------------------------------

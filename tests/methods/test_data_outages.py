@@ -19,7 +19,7 @@ import pytest
 
 from openplatform.gateway.app_cache import APP_CACHE_TTL_S
 from tests.gateway.world import Backends, World
-from tests.methods.data_calls import DataCalls, done, error, ok
+from tests.methods.data_calls import PER_USER, VALID_PARAMS, DataCalls, done, error, ok
 from tests.methods.test_data import book_type
 from tests.services import PG_HOST, PG_PORT
 
@@ -104,6 +104,33 @@ async def test_805_while_postgres_refuses_connections_then_recovery(calls: DataC
     }
     assert ok(await calls.app("createObject", {"obj_type": "book"})) == {"obj_id": 2}
     assert ok(await calls.app("incHashValue", counter)) == {"value": 2}
+
+
+async def test_every_app_method_answers_805_while_postgres_refuses_connections(
+    calls: DataCalls,
+) -> None:
+    """Every data method of the app's store, all at once while PostgreSQL
+    refuses connections: 805 each. (Preferences are left out: their calls
+    need the user's session from the database before the store is reached,
+    and the gateway answers 2 for that.)"""
+    await book_type(calls)
+    done(await calls.app("defineAssociation", {"name": "likes", "assoc_type": "1"}))
+    ok(await calls.app("createObject", {"obj_type": "book"}))
+    methods = [method for method in VALID_PARAMS if method not in PER_USER]
+    ok(await calls.app("getObjectTypes"))  # the app is in the gateway's cache
+    warmed = time.monotonic()
+    async with connections_refused(database_name(calls.world)):
+        responses = await asyncio.gather(
+            *(
+                calls.client.call(f"data.{method}", VALID_PARAMS[method], call_id=False)
+                for method in methods
+            )
+        )
+    assert time.monotonic() - warmed < APP_CACHE_TTL_S, "too slow to test: the app left the cache"
+    for method, response in zip(methods, responses, strict=True):
+        assert response.headers["X-Error-Code"] == "805", (method, response.text)
+        error(response, 805, response.headers["X-Request-Id"])
+    assert ok(await calls.app("getObject", {"obj_id": "1"}))["obj_id"] == 1
 
 
 async def test_connections_killed_mid_run(calls: DataCalls) -> None:
