@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -467,14 +468,13 @@ async def test_associations(calls: DataCalls) -> None:
 
     link = {"name": "follows", "obj_id1": "1", "obj_id2": "2", "data": "since 2008"}
     done(await calls.app("setAssociation", {**link, "assoc_time": "100"}))
-    assocs = [
-        {"name": "friend", "id1": 1, "id2": 3, "data": "😀", "assoc_time": 200},
-        {"id1": 1, "id2": 50, "assoc_time": 300},
-        {"id1": 1, "id2": "51", "assoc_time": 400},
-    ]
-    done(await calls.app("setAssociations", {"assocs": json.dumps(assocs), "name": "owns"}))
+    friends = {"name": "friend", "obj_id1": "1", "obj_id2": "3", "data": "😀"}
+    done(await calls.app("setAssociation", {**friends, "assoc_time": "200"}))
+    owns = {"name": "owns", "obj_id1": "1", "obj_ids": "50,51", "assoc_time": "300"}
+    done(await calls.app("setAssociations", owns))
+    done(await calls.app("setAssociation", {"name": "owns", "obj_id1": "1", "obj_id2": "51"}))
     assert ok(await calls.app("getAssociatedObjects", {"name": "owns", "obj_id": "1"})) == [
-        {"id2": 51, "data": "", "time": 400},
+        {"id2": 51, "data": "", "time": pytest.approx(time.time(), abs=60)},  # set again: now
         {"id2": 50, "data": "", "time": 300},
     ]
     back = {"name": "friend", "obj_id": "3", "no_data": "true"}
@@ -499,8 +499,8 @@ async def test_associations(calls: DataCalls) -> None:
 
     done(await calls.app("removeAssociation", {"name": "friend", "obj_id1": "3", "obj_id2": "1"}))
     assert ok(await calls.app("getAssociatedObjects", {"name": "friend", "obj_id": "1"})) == []
-    remove = json.dumps([{"id1": 1, "id2": 51}])
-    done(await calls.app("removeAssociations", {"assocs": remove, "name": "owns"}))
+    remove = {"name": "owns", "obj_id1": "1", "obj_ids": "[51, 52]"}  # 52: none, no error
+    done(await calls.app("removeAssociations", remove))
     assert ok(await calls.app("getAssociatedObjectCount", count)) == {"value": 1}
     done(await calls.app("removeAssociatedObjects", {"name": "owns", "obj_id": "1"}))
     owners = {"name": "owned_by", "obj_ids": "50,51"}
@@ -566,19 +566,14 @@ async def test_association_errors(calls: DataCalls) -> None:
             100,
             "assoc_time",
         ),
-        ("setAssociations", {"assocs": '[{"id1": 1, "id2": 2}]'}, 100, "name"),
-        ("setAssociations", {"assocs": '[{"name": "likes", "id1": 1}]'}, 100, "id2"),
-        (
-            "setAssociations",
-            {"assocs": '[{"name": "likes", "id1": 1, "id2": 2, "x": 1}]'},
-            100,
-            "x",
-        ),
-        ("setAssociations", {"assocs": "[1]"}, 100, "assocs[0]"),
-        ("setAssociations", {"assocs": '{"a": 1}'}, 100, "assocs"),
-        ("setAssociations", {"assocs": '[{"name": "nope", "id1": 1, "id2": 2}]'}, 803, None),
+        ("setAssociations", {"obj_id1": "1", "obj_ids": "2"}, 100, "name"),
+        ("setAssociations", {"name": "likes", "obj_ids": "2"}, 100, "obj_id1"),
+        ("setAssociations", {"name": "likes", "obj_id1": "1"}, 100, "obj_ids"),
+        ("setAssociations", {"name": "likes", "obj_id1": "1", "obj_ids": "2,x"}, 100, "obj_ids"),
+        ("setAssociations", {"name": "nope", "obj_id1": "1", "obj_ids": "2"}, 803, None),
         ("removeAssociation", {"name": "nope", "obj_id1": "1", "obj_id2": "2"}, 803, None),
-        ("removeAssociations", {"assocs": '[{"name": "nope", "id1": 1, "id2": 2}]'}, 803, None),
+        ("removeAssociations", {"name": "nope", "obj_id1": "1", "obj_ids": "2"}, 803, None),
+        ("removeAssociations", {"name": "likes", "obj_id1": "1", "obj_ids": "0"}, 100, "obj_ids"),
         ("removeAssociatedObjects", {"name": "nope", "obj_id": "1"}, 803, None),
         ("getAssociatedObjects", {"name": "nope", "obj_id": "1"}, 803, None),
         ("getAssociatedObjects", {"name": "likes", "obj_id": "1", "no_data": "2"}, 100, None),
@@ -590,10 +585,20 @@ async def test_association_errors(calls: DataCalls) -> None:
         response = await calls.app(method, params)
         assert response.json().get("error_code") == code, (method, params, response.text)
         error(response, code, detail)
-    # a refused batch of associations sets none of them
-    batch = json.dumps([{"id1": 1, "id2": 2}, {"name": "nope", "id1": 1, "id2": 3}])
-    error(await calls.app("setAssociations", {"assocs": batch, "name": "likes"}), 803)
-    assert ok(await calls.app("getAssociatedObjects", {"name": "likes", "obj_id": "1"})) == []
+    # a refused setAssociations sets none: one of 9's new things is owned already
+    thing = json.dumps({"unique": True})
+    owns = {"name": "owns", "assoc_type": "3", "assoc_info2": thing, "inverse": "owned_by"}
+    done(await calls.app("defineAssociation", owns))
+    done(await calls.app("setAssociation", {"name": "owns", "obj_id1": "1", "obj_id2": "50"}))
+    refused = {"name": "owns", "obj_id1": "9", "obj_ids": "60,50,70"}
+    error(await calls.app("setAssociations", refused), 804, "50")
+    assert ok(await calls.app("getAssociatedObjects", {"name": "owns", "obj_id": "9"})) == []
+    owners = {"name": "owned_by", "obj_ids": "60,50,70"}
+    assert ok(await calls.app("getAssociatedObjectCounts", owners)) == [
+        {"value": 0},
+        {"value": 1},
+        {"value": 0},
+    ]
 
 
 # --- quota, apps apart, 800 ----------------------------------------------------

@@ -54,7 +54,7 @@ __all__ = ["METHODS"]
 
 log = logging.getLogger(__name__)
 
-MAX_IDS = 100  # obj_ids, keys, prop_names, assocs per call
+MAX_IDS = 100  # obj_ids, keys, prop_names per call
 MAX_JSON_CHARS = 256 * 1024
 # getObject answers {"obj_id": n, <property>: <value>, …}.
 RESERVED_PROPERTY_NAMES = frozenset({"obj_id"})
@@ -332,7 +332,6 @@ async def remove_hash_keys(call: MethodCall) -> object:
 
 _INFO_KEYS = frozenset({"alias", "object_type", "unique"})
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
-_ASSOC_KEYS = frozenset({"name", "id1", "id2", "data", "assoc_time"})
 
 
 def _assoc_info(call: MethodCall, param: str) -> AssocInfo:
@@ -380,44 +379,10 @@ def _association(association: Association, *, no_data: bool, full: bool) -> dict
     return shown
 
 
-def _assoc_id(item: Mapping[str, object], key: str, where: str) -> int:
-    value = item.get(key)
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT64_MAX:
-        raise _invalid(f"{where}.{key}: a positive 64-bit integer")
-    return value
-
-
-def _assocs(call: MethodCall) -> list[tuple[str, Mapping[str, object], str]]:
-    """``assocs`` items with their association name (the item's ``name``, else
-    the ``name`` parameter) and where they are (for messages)."""
-    default = call.args.get_str("name")
-    items: list[tuple[str, Mapping[str, object], str]] = []
-    for index, item in enumerate(_arg(call.args.get_json_array("assocs"), "assocs")):
-        where = f"assocs[{index}]"
-        if not isinstance(item, dict):
-            raise _invalid(f"{where}: must be an object")
-        unknown = sorted(set(item) - _ASSOC_KEYS)
-        if unknown:
-            raise _invalid(f"{where}: unknown key {unknown[0][:40]!r}")
-        name = item.get("name", default)
-        if not isinstance(name, str) or not name:
-            raise _invalid(f"{where}.name: required (or the name parameter)")
-        items.append((name, item, where))
-    return items
-
-
-def _new_association(
-    name: str, id1: int, id2: int, data: object, assoc_time: object, where: str
-) -> NewAssociation:
-    if not isinstance(data, str) or len(data) > ASSOC_DATA_MAX_CHARS:
-        raise _invalid(f"{where}data: a string of at most {ASSOC_DATA_MAX_CHARS} characters")
-    if assoc_time is None:
-        assoc_time = int(time.time())
-    if isinstance(assoc_time, bool) or not isinstance(assoc_time, int) or assoc_time < 0:
-        raise _invalid(f"{where}assoc_time: Unix seconds")
-    return NewAssociation(name, id1, id2, data, min(assoc_time, INT64_MAX))
+def _assoc_time(call: MethodCall) -> int:
+    """``assoc_time``, Unix seconds; now when not given."""
+    given = call.args.get_int("assoc_time")
+    return int(time.time()) if given is None else given
 
 
 async def define_association(call: MethodCall) -> object:
@@ -454,29 +419,24 @@ async def get_association_definitions(call: MethodCall) -> object:
 
 
 async def set_association(call: MethodCall) -> object:
-    item = _new_association(
+    item = NewAssociation(
         _str(call, "name"),
         _int(call, "obj_id1"),
         _int(call, "obj_id2"),
-        call.args.get_str("data", ""),
-        call.args.get_int("assoc_time"),
-        "",
+        call.args.get_str("data") or "",
+        _assoc_time(call),
     )
     await _store(call).set_associations(_tenant(call), [item])
     return _done()
 
 
 async def set_associations(call: MethodCall) -> object:
+    """``obj_id1`` associated with each of ``obj_ids``, all or none."""
+    name, id1, data = _str(call, "name"), _int(call, "obj_id1"), call.args.get_str("data") or ""
+    assoc_time = _assoc_time(call)
     items = [
-        _new_association(
-            name,
-            _assoc_id(item, "id1", where),
-            _assoc_id(item, "id2", where),
-            item.get("data", ""),
-            item.get("assoc_time"),
-            f"{where}.",
-        )
-        for name, item, where in _assocs(call)
+        NewAssociation(name, id1, id2, data, assoc_time)
+        for id2 in _arg(call.args.get_int_list("obj_ids"), "obj_ids")
     ]
     await _store(call).set_associations(_tenant(call), items)
     return _done()
@@ -489,9 +449,10 @@ async def remove_association(call: MethodCall) -> object:
 
 
 async def remove_associations(call: MethodCall) -> object:
+    """The associations of ``obj_id1`` with each of ``obj_ids``."""
+    name, id1 = _str(call, "name"), _int(call, "obj_id1")
     keys = [
-        AssociationKey(name, _assoc_id(item, "id1", where), _assoc_id(item, "id2", where))
-        for name, item, where in _assocs(call)
+        AssociationKey(name, id1, id2) for id2 in _arg(call.args.get_int_list("obj_ids"), "obj_ids")
     ]
     await _store(call).remove_associations(_tenant(call), keys)
     return _done()
@@ -600,13 +561,18 @@ PROPERTIES = Param(
     max_length=MAX_JSON_CHARS,
     description='property values, a JSON object: {"title": "…", "pages": 12}',
 )
-ASSOCS = Param(
-    "assocs",
-    ParamType.JSON_ARRAY,
-    required=True,
-    max_items=MAX_IDS,
-    max_length=MAX_JSON_CHARS,
-    description='a JSON array of {"name", "id1", "id2", "data", "assoc_time"}',
+ASSOC_DATA = Param(
+    "data",
+    max_length=ASSOC_DATA_MAX_CHARS,
+    description=f"at most {ASSOC_DATA_MAX_CHARS} characters",
+)
+ASSOC_TIME = Param(
+    "assoc_time",
+    ParamType.INT,
+    min_value=0,
+    max_value=INT64_MAX,
+    max_length=20,
+    description="Unix seconds (default: now)",
 )
 NO_DATA = _flag("no_data", "leave out each association's data")
 
@@ -874,26 +840,18 @@ METHODS: tuple[MethodSpec, ...] = (
         ASSOC_NAME,
         _id("obj_id1", "an id (object, user or any 64-bit id)"),
         _id("obj_id2", "an id (object, user or any 64-bit id)"),
-        Param(
-            "data",
-            max_length=ASSOC_DATA_MAX_CHARS,
-            description=f"at most {ASSOC_DATA_MAX_CHARS} characters",
-        ),
-        Param(
-            "assoc_time",
-            ParamType.INT,
-            min_value=0,
-            max_value=INT64_MAX,
-            max_length=20,
-            description="Unix seconds (default: now)",
-        ),
+        ASSOC_DATA,
+        ASSOC_TIME,
     ),
     _method(
         "setAssociations",
         set_associations,
-        "Set several associations at once (all or none).",
-        ASSOCS,
-        _name("name", "the association of items that name none", required=False),
+        "Associate obj_id1 with each of obj_ids (all or none).",
+        ASSOC_NAME,
+        _id("obj_id1", "an id (object, user or any 64-bit id)"),
+        _ids("obj_ids", "ids, a comma list or JSON array"),
+        ASSOC_DATA,
+        ASSOC_TIME,
     ),
     _method(
         "removeAssociation",
@@ -906,9 +864,10 @@ METHODS: tuple[MethodSpec, ...] = (
     _method(
         "removeAssociations",
         remove_associations,
-        "Remove several associations at once.",
-        ASSOCS,
-        _name("name", "the association of items that name none", required=False),
+        "Remove the associations of obj_id1 with each of obj_ids.",
+        ASSOC_NAME,
+        _id("obj_id1", "an id"),
+        _ids("obj_ids", "ids, a comma list or JSON array"),
     ),
     _method(
         "removeAssociatedObjects",
