@@ -12,7 +12,7 @@ Every method is batchable. The store behind them is
 in one place (:func:`_answering`): unknown type, object or association 803,
 name already used 804, operation not valid for the type 801, quota 802, a
 value its property cannot hold 100, the database failing after retries 805
-(nothing written), anything else 800 with the request id (the traceback goes
+(nothing half-written), anything else 800 with the request id (the traceback goes
 to the server log only).
 """
 

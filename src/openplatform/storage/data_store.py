@@ -20,7 +20,8 @@ object or association), :class:`~openplatform.storage.errors.DuplicateError`
 the type, or an operation its type does not allow), :class:`QuotaExceeded`,
 :class:`InvalidValue` (a value its property cannot hold), and
 :class:`~openplatform.storage.errors.DatabaseUnavailable` once bounded
-retries are spent — with nothing written.
+retries are spent — nothing half-written: a write either happened whole or
+not at all (not at all, unless the failure hit its COMMIT).
 """
 
 from __future__ import annotations
