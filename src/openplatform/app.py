@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from openplatform.cache import SharedStateUnavailable, open_shared_state
 from openplatform.config import Settings
 from openplatform.errors import CATALOGUE, ApiError, Code, OAuthError
+from openplatform.errors.internal import RETRY_AFTER_S, internal_failure
 from openplatform.errors.render import api_error_response, negotiate_lang, oauth_error_response
 from openplatform.gateway.call_counter import call_counter
 from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
@@ -98,20 +99,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except (DatabaseUnavailable, SharedStateUnavailable) as outage:
-            log.warning("answering 2 to request %s: %s", request_id, outage)
             error_code = "2"
+            error = internal_failure(Code.SERVICE_UNAVAILABLE, request_id, outage)
             if not sent_start:
-                error = ApiError(
-                    Code.SERVICE_UNAVAILABLE,
-                    f"{outage}; request id {request_id}",
-                    headers={"Retry-After": "5"},
-                )
                 await self._error(scope, request_id, error)(scope, receive, send)
-        except Exception:
-            log.exception("unhandled error in request %s %s", request_id, scope.get("path"))
+        except Exception as unexpected:
             error_code = "1"
+            error = internal_failure(Code.UNKNOWN, request_id, unexpected)
             if not sent_start:
-                error = ApiError(Code.UNKNOWN, f"request id {request_id}")
                 await self._error(scope, request_id, error)(scope, receive, send)
         finally:
             observe(
@@ -150,6 +145,7 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready when the database and the shared cache both answer."""
     services: Services = request.app.state.services
+    request_id = _request_id(request)
     checks: dict[str, str] = {}
     for name, ping in (
         ("database", services.database.ping),
@@ -159,16 +155,21 @@ async def readyz(request: Request) -> Response:
             await ping()
             checks[name] = "ok"
         except Exception as exc:  # any failure means not ready; say which
-            log.warning("readiness: %s unavailable: %s", name, exc)
+            log.warning("readiness: %s unavailable (request %s): %s", name, request_id, exc)
             checks[name] = "unavailable"
     if all(value == "ok" for value in checks.values()):
         return _json({"status": "ok", **checks}, headers={"X-Error-Code": "0"})
+    # Which dependency is down, in plain words; the why is in the log above.
     detail = ", ".join(f"{k} {v}" for k, v in checks.items())
     return api_error_response(
-        ApiError(Code.SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "5"}),
+        ApiError(
+            Code.SERVICE_UNAVAILABLE,
+            f"{detail} (request id {request_id})",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ),
         lang="en",
         fmt="json",
-        request_id=_request_id(request),
+        request_id=request_id,
     )
 
 

@@ -12,6 +12,8 @@ from openplatform.app import create_app
 from openplatform.cache.memory import MemorySharedState
 from openplatform.cache.redis import RedisSharedState
 from openplatform.config import Settings
+from openplatform.errors import Code
+from openplatform.errors.internal import PLAIN_SENTENCES
 from openplatform.gateway import gateway_routes
 from openplatform.services import Services
 from openplatform.storage.crypto import SecretBox
@@ -24,12 +26,14 @@ DEAD_POSTGRES = "postgresql://postgres@127.0.0.1:1/none"
 DEAD_REDIS = "redis://127.0.0.1:1/0?socket_timeout=2"
 
 
-def assert_unavailable(response: httpx.Response, what: str) -> None:
+def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     body = response.json()
     assert body["error_code"] == 2
     assert body["error_msg"] == "Service temporarily unavailable"
-    assert what in body["error_detail"]
+    request_id = response.headers["X-Request-Id"]
+    sentence = PLAIN_SENTENCES[Code.SERVICE_UNAVAILABLE]
+    assert body["error_detail"] == f"{sentence} (request id {request_id})"
     assert response.headers["Retry-After"] == "5"
     assert response.headers["X-Error-Code"] == "2"
 
@@ -45,7 +49,7 @@ async def test_database_down_is_code_2(tmp_path: Path) -> None:
             response = await client.call("users.getLoggedInUser")
     finally:
         await database.close()
-    assert_unavailable(response, "database unavailable")
+    assert_unavailable(response)
 
 
 async def test_cache_down_is_code_2(world: World) -> None:
@@ -65,7 +69,7 @@ async def test_cache_down_is_code_2(world: World) -> None:
             )
     finally:
         await dead.close()
-    assert_unavailable(response, "Redis unavailable")
+    assert_unavailable(response)
 
 
 async def test_database_down_outside_the_gateway_is_code_2(tmp_path: Path) -> None:
@@ -84,5 +88,5 @@ async def test_database_down_outside_the_gateway_is_code_2(tmp_path: Path) -> No
             )
     finally:
         await database.close()
-    assert_unavailable(admin, "database unavailable")
-    assert_unavailable(token, "database unavailable")
+    assert_unavailable(admin)
+    assert_unavailable(token)

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from openplatform.errors import entry
+from openplatform.errors import Code, entry
+from openplatform.errors.internal import PLAIN_SENTENCES
 from openplatform.gateway import set_maintenance
 from openplatform.gateway.signature import sign
 from openplatform.storage.models import AccessToken, utcnow
@@ -121,7 +122,7 @@ async def test_1_unexpected_exception(world: World, caplog: pytest.LogCaptureFix
     r = await world.client.call("test.raise")
     body = assert_error(r, 1, 500)
     request_id = r.headers["X-Request-Id"]
-    assert body["error_detail"] == f"request id {request_id}"
+    assert body["error_detail"] == f"{PLAIN_SENTENCES[Code.UNKNOWN]} (request id {request_id})"
     assert "Traceback" not in r.text and "RuntimeError" not in r.text
     assert "test.raise was called" in caplog.text  # the traceback is in the server log
 

@@ -15,7 +15,6 @@ order of §3.3.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from openplatform.cache import (
     SharedStateUnavailable,
 )
 from openplatform.errors import ApiError, Code, Lang
+from openplatform.errors.internal import internal_failure
 from openplatform.errors.render import (
     ASGIResponse,
     Format,
@@ -54,8 +54,6 @@ from openplatform.storage.models import utcnow
 from openplatform.storage.tokens import AccessTokenRecord, CredentialState, SessionRecord
 
 __all__ = ["Gateway", "IncomingCall"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -165,19 +163,12 @@ class Gateway:
             response = self._error(error, call, answer)
         except (DatabaseUnavailable, SharedStateUnavailable) as outage:
             code = Code.SERVICE_UNAVAILABLE
-            log.warning("answering 2 to request %s: %s", call.request_id, outage)
-            unavailable = ApiError(
-                Code.SERVICE_UNAVAILABLE,
-                f"{outage}; request id {call.request_id}",
-                headers={"Retry-After": "5"},
-            )
-            response = self._error(unavailable, call, answer)
-        except Exception:
+            failure = internal_failure(code, call.request_id, outage)
+            response = self._error(failure, call, answer)
+        except Exception as unexpected:
             code = Code.UNKNOWN
-            log.exception("unexpected error in %s (request id %s)", answer.method, call.request_id)
-            response = self._error(
-                ApiError(Code.UNKNOWN, f"request id {call.request_id}"), call, answer
-            )
+            failure = internal_failure(code, call.request_id, unexpected)
+            response = self._error(failure, call, answer)
         if answer.method is not None and answer.app_id is not None:
             self._calls.record(
                 answer.app_id, answer.method, int(code), time.perf_counter() - started
