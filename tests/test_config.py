@@ -20,6 +20,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.timezone.key == "UTC"
     assert settings.trusted_proxies == ()
     assert settings.issuer is None
+    assert settings.db_timeout_s == 5.0
 
 
 def test_every_variable_is_read() -> None:
@@ -33,6 +34,7 @@ def test_every_variable_is_read() -> None:
             "OPENPLATFORM_TIMEZONE": "Asia/Shanghai",
             "OPENPLATFORM_SECRET_KEY": "k",
             "OPENPLATFORM_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
+            "OPENPLATFORM_DB_TIMEOUT_S": "2.5",
         }
     )
     assert settings.database_url == "postgresql+asyncpg://u@db:5432/op"
@@ -42,6 +44,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.max_params, settings.timestamp_window_s) == (20, 300)
     assert settings.timezone.key == "Asia/Shanghai"
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
+    assert settings.db_timeout_s == 2.5
 
 
 @pytest.mark.parametrize(
@@ -69,6 +72,9 @@ def test_issuer_from_serve_address(host: str, port: int, issuer: str) -> None:
         ("CACHE_URL", "redis://h?socket_timeout=soon", "OPENPLATFORM_CACHE_URL: Redis URL"),
         ("ISSUER", "open.example.com", "OPENPLATFORM_ISSUER must be an http(s) URL"),
         ("TRUSTED_PROXIES", "10.0.0.1, nope", "'nope' is not an IP address or CIDR"),
+        ("DB_TIMEOUT_S", "soon", "OPENPLATFORM_DB_TIMEOUT_S must be a number of seconds"),
+        ("DB_TIMEOUT_S", "0", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
+        ("DB_TIMEOUT_S", "-1", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str, message: str) -> None:

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["IPNetwork", "Settings", "SettingsError", "parse_networks"]
+__all__ = ["DEFAULT_DB_TIMEOUT_S", "IPNetwork", "Settings", "SettingsError", "parse_networks"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PREFIX = "OPENPLATFORM_"
+DEFAULT_DB_TIMEOUT_S = 5.0
 
 
 class SettingsError(ValueError):
@@ -44,6 +45,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise SettingsError(f"{PREFIX}{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{PREFIX}{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise SettingsError(f"{PREFIX}{name} must be more than 0 and at most 3600, got {raw!r}")
     return value
 
 
@@ -81,6 +95,8 @@ class Settings:
     login_account_window_s: int = 900
     login_failures_per_ip: int = 100
     login_ip_window_s: int = 300
+    # the longest wait on the database (a connection, a round trip, a lock)
+    db_timeout_s: float = DEFAULT_DB_TIMEOUT_S
     demo: bool = False  # OPENPLATFORM_DEMO=1: serve the demo app's callback page
 
     @classmethod
@@ -127,6 +143,7 @@ class Settings:
             login_account_window_s=_int(env, "LOGIN_ACCOUNT_WINDOW_S", 900),
             login_failures_per_ip=_int(env, "LOGIN_FAILURES_PER_IP", 100, minimum=0),
             login_ip_window_s=_int(env, "LOGIN_IP_WINDOW_S", 300),
+            db_timeout_s=_seconds(env, "DB_TIMEOUT_S", DEFAULT_DB_TIMEOUT_S),
             demo=env.get(PREFIX + "DEMO", "") not in ("", "0"),
         )
 

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, StatementError
 
+from openplatform.config import DEFAULT_DB_TIMEOUT_S
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.database import Database
-from openplatform.storage.engine import PG_LOCK_TIMEOUT_MS, SQLITE_BUSY_TIMEOUT_MS, is_outage
+from openplatform.storage.engine import PG_LOCK_TIMEOUT_MS, is_outage
 from openplatform.storage.errors import DatabaseUnavailable
 from openplatform.storage.models import AdminToken
 
@@ -27,7 +28,8 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None
             busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
     finally:
         await database.close()
-    assert (journal, foreign_keys, busy) == ("wal", 1, SQLITE_BUSY_TIMEOUT_MS)
+    # a lock is waited for as long as any database wait: OPENPLATFORM_DB_TIMEOUT_S
+    assert (journal, foreign_keys, busy) == ("wal", 1, DEFAULT_DB_TIMEOUT_S * 1000)
 
 
 async def test_timestamps_come_back_aware_utc(database: Database) -> None:

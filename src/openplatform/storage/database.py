@@ -9,7 +9,7 @@ from types import TracebackType
 
 from sqlalchemy import text
 
-from openplatform.config import Settings
+from openplatform.config import DEFAULT_DB_TIMEOUT_S, Settings
 from openplatform.storage.admin_tokens import AdminTokenRepository
 from openplatform.storage.apps import AppRepository
 from openplatform.storage.call_stats import CallStatsRepository
@@ -29,9 +29,16 @@ class Database:
     """Open a database by URL (``sqlite://…``, ``postgresql://…`` or their async
     driver forms). Creating it does no I/O; connections open on first use."""
 
-    def __init__(self, url: str, box: SecretBox, *, echo: bool = False) -> None:
-        self.engine = create_engine(url, echo=echo)
-        self.sessions = Sessions(self.engine)
+    def __init__(
+        self,
+        url: str,
+        box: SecretBox,
+        *,
+        echo: bool = False,
+        timeout_s: float = DEFAULT_DB_TIMEOUT_S,
+    ) -> None:
+        self.engine = create_engine(url, echo=echo, timeout_s=timeout_s)
+        self.sessions = Sessions(self.engine, timeout_s=timeout_s)
         self.box = box
         self.changes = AppChanges()
         self.apps = AppRepository(self.sessions, box, self.changes)
@@ -48,7 +55,11 @@ class Database:
         """The settings' database, with the secret key of the settings (generated
         into the data directory on first use when ``OPENPLATFORM_SECRET_KEY`` is
         unset)."""
-        return cls(settings.database_url, SecretBox(settings.secret_key_material()))
+        return cls(
+            settings.database_url,
+            SecretBox(settings.secret_key_material()),
+            timeout_s=settings.db_timeout_s,
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -19,12 +19,13 @@ SQLite statement is one trip to aiosqlite's thread
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVarTuple, cast
 
 from sqlalchemy import Executable, Row, Select, event
-from sqlalchemy.engine import AdaptedConnection, Connection, Engine
+from sqlalchemy.engine import AdaptedConnection, Connection, Engine, ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -42,7 +43,14 @@ from openplatform.storage.errors import DatabaseUnavailable
 from openplatform.storage.sqlite_driver import OneTripDBAPI
 from openplatform.storage.sqlite_reads import SharedReader
 
-__all__ = ["PG_LOCK_TIMEOUT_MS", "SQLITE_BUSY_TIMEOUT_MS", "Sessions", "create_engine", "is_outage"]
+__all__ = [
+    "PG_LOCK_TIMEOUT_MS",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "Sessions",
+    "create_engine",
+    "is_outage",
+    "sqlite_busy_timeout_ms",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_LOCK_TIMEOUT_MS = 5_000
@@ -52,30 +60,48 @@ _Ts = TypeVarTuple("_Ts")
 _Parameters = Mapping[str, object] | None
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, timeout_s: float | None = None) -> AsyncEngine:
     """An async engine for ``sqlite://`` / ``postgresql://`` (or their
-    ``+aiosqlite`` / ``+asyncpg`` forms), configured as described above."""
+    ``+aiosqlite`` / ``+asyncpg`` forms), configured as described above.
+
+    ``timeout_s`` (``OPENPLATFORM_DB_TIMEOUT_S`` for the server) bounds every
+    wait on the database, so a stalled one answers "unavailable" instead of
+    holding the request: a pooled connection, connecting, each round trip
+    of a statement (PostgreSQL: the prepare and the execute are each one),
+    and SQLite's wait for a lock. None (migrations, which may legitimately
+    run long) leaves statements unbounded."""
     url = database_url_for_driver(url)
+    pool_timeout = timeout_s if timeout_s is not None else 30.0
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
             echo=echo,
             pool_size=8,
             max_overflow=8,
+            pool_timeout=pool_timeout,
             module=OneTripDBAPI(),
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_busy_timeout_ms(timeout_s))
         return engine
+    connect_args: dict[str, object] = {"server_settings": {"lock_timeout": str(PG_LOCK_TIMEOUT_MS)}}
+    if timeout_s is not None:
+        connect_args.update(timeout=timeout_s, command_timeout=timeout_s)
     engine = create_async_engine(
         url,
         echo=echo,
         pool_size=10,
         max_overflow=10,
         pool_recycle=1800,
-        connect_args={"server_settings": {"lock_timeout": str(PG_LOCK_TIMEOUT_MS)}},
+        pool_timeout=pool_timeout,
+        connect_args=connect_args,
     )
     _configure_postgresql(engine)
     return engine
+
+
+def sqlite_busy_timeout_ms(timeout_s: float | None) -> int:
+    """How long SQLite waits for another writer's lock."""
+    return SQLITE_BUSY_TIMEOUT_MS if timeout_s is None else max(1, round(timeout_s * 1000))
 
 
 def _configure_postgresql(engine: AsyncEngine) -> None:
@@ -91,8 +117,22 @@ def _configure_postgresql(engine: AsyncEngine) -> None:
         if driver.is_closed():
             raise DisconnectionError("the server closed this connection")
 
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # A round trip that timed out, or was cancelled by a deadline, left
+        # the connection mid-conversation with a server that may not answer:
+        # close its socket now. SQLAlchemy would otherwise first try a
+        # graceful close (or asyncpg a cancel request) through the same
+        # stalled network, and the caller would wait for that too.
+        if isinstance(context.original_exception, TimeoutError | asyncio.CancelledError):
+            context.is_disconnect = True
+            pooled = context.connection.connection if context.connection is not None else None
+            driver = getattr(pooled, "driver_connection", None)
+            if driver is not None:
+                driver.terminate()
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         # Hand transaction control to SQLAlchemy (see the module docstring).
@@ -102,7 +142,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         finally:
             cursor.close()
 
@@ -213,8 +253,14 @@ class Sessions:
     revoked by the next read.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, timeout_s: float | None = None) -> None:
         self.engine = engine
+        # On PostgreSQL one deadline covers a whole read, write or statement:
+        # the driver's timeouts bound each wait (pool, connect, prepare,
+        # execute) but one request may meet several. A cancelled statement's
+        # connection is thrown away by SQLAlchemy, never reused. (SQLite's
+        # waits are its lock waits, bounded by its busy timeout.)
+        self._deadline_s = None if engine.dialect.name == "sqlite" else timeout_s
         self._read = async_sessionmaker(engine, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(**{_WRITE: True}), expire_on_commit=False
@@ -229,7 +275,7 @@ class Sessions:
         self._reader: SharedReader | None = None
         path = engine.url.database
         if engine.dialect.name == "sqlite" and path and path != ":memory:" and not engine.url.query:
-            self._reader = SharedReader(path, engine.dialect, SQLITE_BUSY_TIMEOUT_MS)
+            self._reader = SharedReader(path, engine.dialect, sqlite_busy_timeout_ms(timeout_s))
 
     async def first(
         self, statement: Select[*_Ts], parameters: _Parameters = None
@@ -244,7 +290,8 @@ class Sessions:
         if rows is not None:
             return rows[0] if rows else None
         try:
-            return await greenlet_spawn(_first, self._single, statement, parameters)
+            async with asyncio.timeout(self._deadline_s):
+                return await greenlet_spawn(_first, self._single, statement, parameters)
         except Exception as exc:
             _raise_outage(exc)
             raise
@@ -257,7 +304,8 @@ class Sessions:
         if rows is not None:
             return rows
         try:
-            return await greenlet_spawn(_all, self._single, statement, parameters)
+            async with asyncio.timeout(self._deadline_s):
+                return await greenlet_spawn(_all, self._single, statement, parameters)
         except Exception as exc:
             _raise_outage(exc)
             raise
@@ -270,7 +318,8 @@ class Sessions:
         autocommit mode: one round trip, no BEGIN/COMMIT. On SQLite it waits
         for the write lock like any write (the busy timeout)."""
         try:
-            return await greenlet_spawn(_write_one, self._single, statement, parameters)
+            async with asyncio.timeout(self._deadline_s):
+                return await greenlet_spawn(_write_one, self._single, statement, parameters)
         except Exception as exc:
             _raise_outage(exc)
             raise
@@ -300,7 +349,11 @@ class Sessions:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         try:
-            async with self._read() as session, session.begin():
+            async with (
+                asyncio.timeout(self._deadline_s),
+                self._read() as session,
+                session.begin(),
+            ):
                 yield session
         except Exception as exc:
             _raise_outage(exc)
@@ -309,7 +362,11 @@ class Sessions:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         try:
-            async with self._write() as session, session.begin():
+            async with (
+                asyncio.timeout(self._deadline_s),
+                self._write() as session,
+                session.begin(),
+            ):
                 yield session
         except Exception as exc:
             _raise_outage(exc)
