@@ -38,7 +38,7 @@ from openplatform.cache.redis import _CHECK_CALL_SHA, CHECK_CALL_SCRIPT, RedisSh
 from openplatform.cache.redis_connection import RedisAddress, SharedConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.redis_cluster import RedisCluster  # noqa: E402
+from tests.redis_cluster import RedisCluster
 
 RULES = (
     RateLimitRule("app", limit=10**9, window_s=3600),
@@ -199,7 +199,9 @@ async def main(url: str | None, n: int, rounds: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=None, help="redis+cluster://host:port,… (default: start one)")
+    parser.add_argument(
+        "--url", default=None, help="redis+cluster://host:port,… (default: start one)"
+    )
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     cli = parser.parse_args()

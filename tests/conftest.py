@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from tests.redis_cluster import RedisCluster, cluster_tools_missing
 from tests.services import (
     PG_HOST,
     PG_PORT,
@@ -62,6 +63,26 @@ def redis_url() -> str:
     if why:
         service_unavailable("Redis", why)
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A real Redis Cluster (3 masters, 3 replicas) on free local ports,
+    started once per test session. A test that kills a node starts it again
+    and waits for the cluster to be whole (``wait_ok``)."""
+    why = cluster_tools_missing()
+    if why:
+        service_unavailable("Redis Cluster", why)
+    cluster = RedisCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    return redis_cluster.url
 
 
 # --- storage: a migrated database per test, on SQLite and on PostgreSQL ------

@@ -141,6 +141,12 @@ class RedisCluster:
         process.kill()
         process.wait(10)
 
+    def wait_replicated(self, port: int) -> None:
+        """Until the replica of the master on ``port`` has every write so far."""
+        acked = _cli(port, "WAIT", "1", "5000", timeout=10).strip()
+        if acked != "1":
+            raise RuntimeError(f"the replica of :{port} did not acknowledge ({acked!r})")
+
     def masters(self) -> list[int]:
         """The ports of the masters that serve slots, as a live node sees them."""
         for port in self.ports:

@@ -108,15 +108,22 @@ class Settings:
         )
         database_url = database_url_for_driver(database_url)
         cache_url = env.get(PREFIX + "CACHE_URL") or "memory://"
-        if not cache_url.startswith(("memory://", "redis://", "rediss://", "unix://")):
+        if not cache_url.startswith(
+            ("memory://", "redis://", "rediss://", "unix://", "redis+cluster://")
+        ):
             raise SettingsError(
-                f"{PREFIX}CACHE_URL must start with memory:// or redis://, got {cache_url!r}"
+                f"{PREFIX}CACHE_URL must start with memory://, redis:// or redis+cluster://, "
+                f"got {cache_url!r}"
             )
         if not cache_url.startswith("memory://"):
+            from openplatform.cache.redis_cluster import cluster_addresses
             from openplatform.cache.redis_connection import RedisAddress
 
             try:
-                RedisAddress.from_url(cache_url)
+                if cache_url.startswith("redis+cluster://"):
+                    cluster_addresses(cache_url)
+                else:
+                    RedisAddress.from_url(cache_url)
             except ValueError as exc:
                 raise SettingsError(f"{PREFIX}CACHE_URL: {exc}") from None
         tz_name = env.get(PREFIX + "TIMEZONE") or "UTC"

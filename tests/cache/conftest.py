@@ -1,4 +1,5 @@
-"""Cache fixtures: every shared-state test runs on memory and on Redis."""
+"""Cache fixtures: every shared-state test runs on memory, on Redis and on a
+Redis Cluster."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ async def delete_prefix(url: str, prefix: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     prefix = unique_prefix()
     if request.param == "memory":
@@ -64,6 +65,13 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         memory = MemorySharedState(prefix, clock=clock)
         yield Backend("memory", memory, prefix, advance_clock)
         await memory.close()
+        return
+    if request.param == "cluster":
+        # the cluster lives for this test session only: no clean-up needed
+        cluster_url: str = request.getfixturevalue("redis_cluster_url")
+        cluster = RedisSharedState(cluster_url, prefix)
+        yield Backend("cluster", cluster, prefix, asyncio.sleep, cluster_url)
+        await cluster.close()
         return
     url: str = request.getfixturevalue("redis_url")
     redis = RedisSharedState(url, prefix)

@@ -161,12 +161,13 @@ class SharedState(abc.ABC):
 
 
 def open_shared_state(url: str, *, prefix: str = "op") -> SharedState:
-    """The backend for ``url``: ``memory://`` or ``redis://``/``rediss://``/``unix://``."""
+    """The backend for ``url``: ``memory://``, or ``redis://``/``rediss://``/``unix://``
+    (one Redis) or ``redis+cluster://`` (a Redis Cluster)."""
     if url.startswith("memory://"):
         from openplatform.cache.memory import MemorySharedState
 
         return MemorySharedState(prefix=prefix)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         from openplatform.cache.redis import RedisSharedState
 
         return RedisSharedState(url, prefix=prefix)

@@ -1,4 +1,5 @@
-"""Shared state on Redis (``redis://``, ``rediss://``, ``unix://``).
+"""Shared state on Redis (``redis://``, ``rediss://``, ``unix://``) and on
+Redis Cluster (``redis+cluster://``, :mod:`openplatform.cache.redis_cluster`).
 
 :meth:`RedisSharedState.check_call` is ONE ``EVALSHA`` of ``lua/check_call.lua``
 (PROTOCOL §3.3: replay, ``call_id`` and rate limits are exact across processes,
@@ -36,6 +37,7 @@ from openplatform.cache.memory import (
     normalize_call_id,
     validate_limits,
 )
+from openplatform.cache.redis_cluster import CLUSTER_SCHEME, ClusterConnection, cluster_addresses
 from openplatform.cache.redis_connection import (
     RedisAddress,
     RedisConnectionError,
@@ -66,7 +68,11 @@ class RedisSharedState(SharedState):
 
     def __init__(self, url: str, prefix: str = "op") -> None:
         self._prefix = check_prefix(prefix)
-        self._connection = SharedConnection(RedisAddress.from_url(url))
+        self._connection: SharedConnection | ClusterConnection
+        if url.startswith(CLUSTER_SCHEME + "://"):
+            self._connection = ClusterConnection(cluster_addresses(url))
+        else:
+            self._connection = SharedConnection(RedisAddress.from_url(url))
 
     def keys_and_args(self, check: CallCheck) -> tuple[list[str], list[str | int]]:
         """The ``KEYS`` and ``ARGV`` of ``check_call.lua`` for ``check``."""
@@ -121,6 +127,8 @@ class RedisSharedState(SharedState):
         keys = [base + "r:" + rule.key for rule in release]
         keys += [base + "r:" + key for key in clear]
         args: list[str | int] = [len(release), *(emission_interval_us(r) for r in release)]
+        if not keys:
+            return
         try:
             await self._evalsha(keys, args, RELEASE_LIMITS_SCRIPT, _RELEASE_LIMITS_SHA)
         except RedisConnectionError as exc:

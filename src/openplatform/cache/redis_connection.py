@@ -266,11 +266,26 @@ class SharedConnection:
         """Send one command and await its reply (``RedisReplyError`` for an
         error reply; ``RedisConnectionError``/``RedisTimeoutError`` when the
         connection failed — the command may or may not have run)."""
+        return await (await self._current()).send(pack_command(args))
+
+    async def pipeline(self, commands: list[tuple[str | int, ...]]) -> list[object]:
+        """Send ``commands`` back to back (no other caller's command between
+        them, e.g. ``ASKING`` and the command it is for) and return their
+        replies in order; the first error reply (or failure) is raised."""
+        link = await self._current()
+        waiting = [link.send(pack_command(command)) for command in commands]
+        replies = await asyncio.gather(*waiting, return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+
+    async def _current(self) -> _Link:
         loop = asyncio.get_running_loop()
         link = self._link
         if link is None or link.broken or link.loop is not loop:
             link = await self._open(loop, self._closes)
-        return await link.send(pack_command(args))
+        return link
 
     async def _open(self, loop: asyncio.AbstractEventLoop, closes: int) -> _Link:
         if self._connecting is None or self._connecting[0] is not loop:
