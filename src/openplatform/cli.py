@@ -35,10 +35,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 apps_app = typer.Typer(help="Third-party apps.", no_args_is_help=True)
 users_app = typer.Typer(help="End users.", no_args_is_help=True)
 admin_token_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apps_app, name="apps")
 app.add_typer(users_app, name="users")
 app.add_typer(admin_token_app, name="admin-token")
+app.add_typer(secrets_app, name="secrets")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -294,6 +296,30 @@ def admin_token_create(
 
     token = run(with_database(settings(), work))
     emit(as_json, {"token": token}, f"admin token (shown once): {token}")
+
+
+@secrets_app.command("rotate")
+@one_line_errors
+def secrets_rotate(
+    batch_size: Annotated[
+        int, typer.Option(help="Secrets re-encrypted per transaction.", min=1, max=100_000)
+    ] = 500,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-encrypt every stored secret with the newest key of OPENPLATFORM_SECRET_KEY
+    (the first of its comma-separated keys); servers keep running meanwhile."""
+    from openplatform.storage.secret_rotation import RotationReport, rotate_secrets
+
+    async def work(database: Database) -> RotationReport:
+        return await rotate_secrets(database.sessions, database.box, batch_size)
+
+    report = run(with_database(settings(), work))
+    emit(
+        as_json,
+        {"reencrypted": report.reencrypted, "current": report.current},
+        f"re-encrypted {report.reencrypted} secret(s) with the newest key "
+        f"({report.current} already were); older keys may now be dropped",
+    )
 
 
 def main() -> None:

@@ -48,3 +48,16 @@ def test_non_ascii_tokens_are_refused_not_crashed_on() -> None:
         assert not sessions.check_csrf(mine, token)
     assert not sessions.check_csrf("é" * 10, sessions.csrf_token(mine))
     assert not sessions.check_csrf("\udc80", sessions.csrf_token(mine))
+
+
+def test_key_rotation_keeps_people_signed_in() -> None:
+    """With ``new,old`` keys the newest signs and both verify; once the old
+    key is dropped, what it signed is void (cookies live 8 h at most)."""
+    old, both, new = (BrowserSessions(k) for k in ("old-key", "new-key,old-key", "new-key"))
+    now = 1_700_000_000
+    cookie = old.session_cookie(7, now, 0)
+    assert both.read_session(cookie, now + 1) is not None
+    assert new.read_session(cookie, now + 1) is None
+    assert new.read_session(both.session_cookie(7, now, 0), now + 1) is not None
+    assert both.check_csrf("c" * 43, old.csrf_token("c" * 43))
+    assert new.check_csrf("c" * 43, both.csrf_token("c" * 43))

@@ -55,3 +55,18 @@ def test_secret_box_hides_its_key() -> None:
     assert "material" not in repr(SecretBox("material"))
     with pytest.raises(ValueError, match="empty"):
         SecretBox("")
+
+
+def test_several_keys_newest_encrypts_any_decrypts() -> None:
+    old, both, new = SecretBox("old-key"), SecretBox("new-key, old-key"), SecretBox("new-key")
+    under_old = old.encrypt("s3cret")
+    assert both.decrypt(under_old) == "s3cret"
+    assert not both.is_current(under_old)
+    rotated = both.rotate(under_old)
+    assert both.is_current(rotated)
+    assert new.decrypt(rotated) == "s3cret"  # the old key may now go
+    assert new.decrypt(both.encrypt("x")) == "x"  # new secrets use the newest key
+    with pytest.raises(SecretKeyMismatch):
+        new.decrypt(under_old)
+    with pytest.raises(ValueError, match="empty"):
+        SecretBox(" , ")

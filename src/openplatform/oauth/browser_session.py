@@ -2,7 +2,8 @@
 
 No server-side session store: the sign-in cookie carries the user id, the
 time of sign-in and the user's session epoch, signed with HMAC-SHA256 under a
-key derived from the platform secret (``Settings.secret_key_material``). A
+key derived from the platform secret (``Settings.secret_key_material``; with
+several keys listed, the newest signs and any verifies). A
 password change or disabling the user moves their epoch on (PROTOCOL §5), so
 every cookie issued before is void. The CSRF token is the
 double-submit pattern with a signed twist: a random value in an HttpOnly
@@ -16,6 +17,8 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+
+from openplatform.storage.crypto import key_list
 
 __all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "BrowserSessions", "SignedIn"]
 
@@ -38,14 +41,26 @@ class SignedIn:
 
 class BrowserSessions:
     def __init__(self, key_material: str, *, max_age_s: int = 8 * 3600) -> None:
-        self._key = hmac.new(
-            key_material.encode("utf-8"), b"openplatform browser session v1", hashlib.sha256
-        ).digest()
+        # One MAC key per secret key (newest first): cookies and forms are
+        # signed with the newest and accepted under any listed key, so a key
+        # rotation signs nobody out; a key dropped from the list voids what
+        # it signed (sign-in cookies live max_age_s at most).
+        self._keys = [
+            hmac.new(
+                key.encode("utf-8"), b"openplatform browser session v1", hashlib.sha256
+            ).digest()
+            for key in key_list(key_material)
+        ]
         self.max_age_s = max_age_s
 
-    def _mac(self, purpose: str, value: str) -> str:
+    def _mac(self, purpose: str, value: str, key: bytes | None = None) -> str:
         message = f"{purpose}|{value}".encode("utf-8", "replace")
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return hmac.new(key or self._keys[0], message, hashlib.sha256).hexdigest()
+
+    def _verified(self, purpose: str, value: str, mac: str) -> bool:
+        """Whether ``mac`` is ``value``'s under any of the keys (each compared
+        in constant time)."""
+        return any(_same(mac, self._mac(purpose, value, key)) for key in self._keys)
 
     def session_cookie(self, uid: int, now: int, session_epoch: int) -> str:
         """The value of the sign-in cookie for ``uid`` (a fresh nonce each
@@ -59,7 +74,7 @@ class BrowserSessions:
         if not cookie or len(cookie) > 256:
             return None
         body, _, mac = cookie.rpartition(".")
-        if not body or not _same(mac, self._mac("session", body)):
+        if not body or not self._verified("session", body, mac):
             return None
         parts = body.split(".", 3)
         if len(parts) != 4 or not all(part.isdigit() for part in parts[:3]):
@@ -82,4 +97,4 @@ class BrowserSessions:
         """Constant-time check of a submitted form's token."""
         if not csrf_cookie or not token or len(csrf_cookie) > 128:
             return False
-        return _same(token, self.csrf_token(csrf_cookie))
+        return self._verified("csrf", csrf_cookie, token)

@@ -86,6 +86,7 @@ async def authenticate_client(credentials: ClientCredentials, storage: OAuthStor
         if not client.public:
             raise OAuthError(Code.INVALID_CLIENT, "client authentication is required")
         return client
-    if not hmac.compare_digest(credentials.secret.encode(), client.secret.encode()):
+    given = credentials.secret.encode("utf-8", "replace")
+    if not hmac.compare_digest(given, client.secret.encode()):
         raise OAuthError(Code.INVALID_CLIENT, "wrong client secret", basic_auth_failed=basic)
     return client

@@ -59,5 +59,5 @@ def verify_code_verifier(verifier: str | None, challenge: str | None) -> None:
         raise OAuthError(Code.INVALID_GRANT, "code_verifier is required")
     if not _VERIFIER.match(verifier):
         raise OAuthError(Code.INVALID_GRANT, "malformed code_verifier")
-    if not hmac.compare_digest(s256_challenge(verifier), challenge):
+    if not hmac.compare_digest(s256_challenge(verifier).encode(), challenge.encode()):
         raise OAuthError(Code.INVALID_GRANT, "code_verifier does not match the code_challenge")
