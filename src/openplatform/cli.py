@@ -302,7 +302,7 @@ def admin_token_create(
 @one_line_errors
 def secrets_rotate(
     batch_size: Annotated[
-        int, typer.Option(help="Secrets re-encrypted per transaction.", min=1, max=100_000)
+        int, typer.Option(help="Secrets re-encrypted per transaction.", min=1, max=10_000)
     ] = 500,
     as_json: JsonOption = False,
 ) -> None:
