@@ -81,6 +81,11 @@ def cluster_addresses(url: str) -> list[RedisAddress]:
     return [RedisAddress.from_url(f"redis://{prefix}{node}{query}") for node in nodes]
 
 
+# Commands whose first argument is their only key (what the shared state sends
+# besides scripts: bump_generation's INCR).
+_ONE_KEY_COMMANDS = frozenset({"INCR", "GET", "DEL"})
+
+
 class ClusterConnection:
     """The connections of one process to a Redis Cluster's masters, routed by slot."""
 
@@ -96,12 +101,15 @@ class ClusterConnection:
 
     async def execute(self, *args: str | int) -> object:
         """One command on the master of its slot (``EVALSHA``/``EVAL`` with
-        keys), or on every master (keyless: the first reply is returned)."""
+        keys, or a one-key command such as ``INCR``), or on every master
+        (keyless: the first reply is returned)."""
         if self._stale:
             await self._refresh()
         name = str(args[0]).upper()
         if name in ("EVALSHA", "EVAL") and int(args[2]) > 0:
             return await self._on_slot(key_slot(str(args[3])), args)
+        if name in _ONE_KEY_COMMANDS:
+            return await self._on_slot(key_slot(str(args[1])), args)
         masters = self._masters or self._seeds
         replies = await asyncio.gather(*(self._call(node, args) for node in masters))
         return replies[0]
