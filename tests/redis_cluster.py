@@ -142,10 +142,25 @@ class RedisCluster:
         process.wait(10)
 
     def wait_replicated(self, port: int) -> None:
-        """Until the replica of the master on ``port`` has every write so far."""
-        acked = _cli(port, "WAIT", "1", "5000", timeout=10).strip()
-        if acked != "1":
-            raise RuntimeError(f"the replica of :{port} did not acknowledge ({acked!r})")
+        """Until the replica of the master on ``port`` has every write so far.
+        (``WAIT`` would not do: it waits for the writes of its own connection,
+        and a new connection has none.)"""
+        target = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            info = dict(
+                line.split(":", 1)
+                for line in _cli(port, "INFO", "replication").splitlines()
+                if ":" in line
+            )
+            if target is None:
+                target = int(info["master_repl_offset"])
+            replica = info.get("slave0", "")
+            fields = dict(part.split("=", 1) for part in replica.split(",") if "=" in part)
+            if int(fields.get("offset", -1)) >= target:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the replica of :{port} did not catch up with offset {target}")
 
     def masters(self) -> list[int]:
         """The ports of the masters that serve slots, as a live node sees them."""

@@ -436,3 +436,38 @@ async def test_concurrent_bumps_are_all_counted(shared_state: SharedState) -> No
     before = (await shared_state.check_call(CallCheck(app="gen-c"))).generation
     await asyncio.gather(*(shared_state.bump_generation("gen-c") for _ in range(20)))
     assert (await shared_state.check_call(CallCheck(app="gen-c"))).generation == before + 20
+
+
+# -- batch items ---------------------------------------------------------------
+
+
+async def test_batch_items_each_consume_all_their_limits_or_none(
+    shared_state: SharedState,
+) -> None:
+    per_app = RateLimitRule("app", limit=5, window_s=600)
+    reads = RateLimitRule("reads", limit=2, window_s=600)
+    writes = RateLimitRule("writes", limit=10, window_s=600)
+    items = [[per_app, reads], [per_app, writes], [per_app, reads], [per_app, reads], [per_app]]
+    verdict = await shared_state.check_call(
+        CallCheck(app=APP, nonce="b1", limits=[per_app], batch=items)
+    )
+    assert verdict.outcome is OK
+    # the call took 1 of "app", items 0-1 one each; item 3 finds "reads" full
+    # and takes nothing; item 4 takes the last of "app"
+    assert [wait > 0 for wait in verdict.item_waits] == [False, False, False, True, False]
+    assert verdict.item_waits[3] >= 1
+    after = await shared_state.check_call(CallCheck(app=APP, limits=[writes]))
+    assert after.rate is not None and after.rate.remaining == 8
+    full = await shared_state.check_call(CallCheck(app=APP, limits=[per_app]))
+    assert full.outcome is Outcome.RATE_LIMITED
+
+
+async def test_a_refused_batch_call_runs_no_item_checks(shared_state: SharedState) -> None:
+    rule = RateLimitRule("items", limit=3, window_s=600)
+    first = await shared_state.check_call(CallCheck(app=APP, nonce="b2", batch=[[rule]]))
+    assert first.item_waits == (0,)
+    replayed = await shared_state.check_call(CallCheck(app=APP, nonce="b2", batch=[[rule]] * 3))
+    assert replayed.outcome is Outcome.REPLAYED
+    assert replayed.item_waits == ()
+    status = await shared_state.check_call(CallCheck(app=APP, limits=[rule]))
+    assert status.rate is not None and status.rate.remaining == 1  # only 2 were taken

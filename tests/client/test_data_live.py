@@ -9,6 +9,7 @@ import pytest
 from openplatform_client import (
     AssociatedObject,
     AssociationType,
+    AsyncClient,
     Client,
     InvalidOperationError,
     ObjectExistsError,
@@ -113,3 +114,32 @@ async def test_preferences_for_a_user(live_world: LiveWorld) -> None:
         assert client.data.get_user_preferences() == {1: "a", 2: "b", 7: "你好 world+1&="}
         client.data.set_user_preferences({3: "c"}, replace=True)
         assert client.data.get_user_preferences() == {3: "c"}
+
+
+def test_batches_against_the_live_server(live_world: LiveWorld) -> None:
+    """The SDK's batch, sent as batch.run to the real gateway: items in feed
+    order with their own results and errors, serial_only, 952 and 953."""
+    app = live_world.app
+    with Client(app.api_key, app.secret, base_url=live_world.base_url) as client:
+        client.data.create_object_type("sdk_batch")
+        client.data.define_object_property("sdk_batch", "n", PropertyType.INTEGER)
+        with client.batch(serial_only=True) as batch:
+            first = batch.data.inc_hash_value("sdk_batch", "k", "n")
+            second = batch.data.inc_hash_value("sdk_batch", "k", "n", increment=9)
+            missing = batch.data.get_object(10**9)
+            info = batch.application.get_public_info(application_id=app.id)
+        assert (first.result(), second.result()) == (1, 10)
+        assert isinstance(missing.exception(), ObjectNotFoundError)
+        assert info.result().name == app.name
+        batch = client.begin_batch()
+        queued = [batch.data.get_object_types() for _ in range(20)]
+        client.end_batch()
+        assert all("sdk_batch" in item.result() for item in queued)
+
+
+async def test_async_batch_against_the_live_server(live_world: LiveWorld) -> None:
+    app = live_world.app
+    async with AsyncClient(app.api_key, app.secret, base_url=live_world.base_url) as client:
+        async with client.batch() as batch:
+            items = [batch.application.get_public_info(application_id=app.id) for _ in range(5)]
+        assert [item.result().app_id for item in items] == [app.id] * 5

@@ -37,7 +37,20 @@ async def _boom(call: MethodCall) -> object:
 
 CLIENT_IP = "192.0.2.10"
 
-TEST_METHODS = (MethodSpec(name="test.raise", handler=_boom, description="Raises (tests code 1)."),)
+
+async def _fine(call: MethodCall) -> object:
+    return {"app_id": call.app.id}
+
+
+TEST_METHODS = (
+    MethodSpec(name="test.raise", handler=_boom, description="Raises (tests code 1)."),
+    MethodSpec(
+        name="test.unbatchable",
+        handler=_fine,
+        batchable=False,
+        description="Answers at once; batch.run may not call it (tests 953).",
+    ),
+)
 
 
 def registry_with_test_methods() -> MethodRegistry:

@@ -92,6 +92,9 @@ class CallCheck:
     (``call_id`` is a non-negative decimal integer string of any length); the
     last accepted one is kept ``call_id_ttl_s`` seconds after it was accepted.
     ``limits``: every counter must have room; all are consumed together.
+    ``batch``: the rate limits of each item of a ``batch.run`` call. Once the
+    call itself is accepted, item after item consumes all of its counters or
+    none (PROTOCOL §4 batch: a refused item is that item's 4).
     """
 
     app: str
@@ -101,6 +104,7 @@ class CallCheck:
     call_id: str | None = None
     call_id_ttl_s: int = 7 * 86400
     limits: Sequence[RateLimitRule] = field(default_factory=tuple)
+    batch: Sequence[Sequence[RateLimitRule]] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,9 @@ class CallVerdict:
     rate: RateStatus | None = None  # the least-remaining limit, when limits were given
     # the app's generation when the check ran (see bump_generation)
     generation: int = field(default=0, compare=False)
+    # per batch item (when the call was accepted): 0 let through, else the
+    # seconds until it would be
+    item_waits: tuple[int, ...] = ()
 
 
 class SharedState(abc.ABC):

@@ -192,8 +192,31 @@ class MemorySharedState(SharedState):
                 remaining = max((limit * interval - used) // interval, 0)
                 states.append(RuleState(limit, remaining, used, retry))
 
+            # after the call's own counters: the items come after the call
+            item_waits = self._consume_batch(base, check, now) if consume else ()
             generation = self._generations.get(check.app, 0)
-        return CallVerdict(outcome, most_constrained(states) if states else None, generation)
+        rate = most_constrained(states) if states else None
+        return CallVerdict(outcome, rate, generation, item_waits)
+
+    def _consume_batch(self, base: str, check: CallCheck, now: int) -> tuple[int, ...]:
+        """Batch items in order, each all of its counters or none: per item 0,
+        or the seconds until it would be let through. (Under the lock.)"""
+        waits = []
+        for item in check.batch:
+            validate_limits(item)
+            counters = []
+            wait = 0
+            for rule in item:
+                key, interval = base + "r:" + rule.key, emission_interval_us(rule)
+                stored = self._get(key, now)
+                tat = max(stored if isinstance(stored, int) else 0, now)
+                counters.append((key, tat + interval))
+                wait = max(wait, tat + interval - now - rule.limit * interval)
+            if wait == 0:
+                for key, tat in counters:
+                    self._put(key, tat, tat)
+            waits.append(-(-wait // US))
+        return tuple(waits)
 
     async def bump_generation(self, app: str) -> None:
         key_base(self._prefix, app)  # the same app ids as check_call

@@ -91,10 +91,18 @@ class RedisSharedState(SharedState):
             args[1] = normalize_call_id(check.call_id)
             args[2] = check.call_id_ttl_s * 1000
         validate_limits(check.limits)
+        args.append(len(check.limits))
         for rule in check.limits:
             keys.append(base + "r:" + rule.key)
             args.append(rule.limit)
             args.append(emission_interval_us(rule))
+        for item in check.batch:
+            validate_limits(item)
+            args.append(len(item))
+            for rule in item:
+                keys.append(base + "r:" + rule.key)
+                args.append(rule.limit)
+                args.append(emission_interval_us(rule))
         return keys, args
 
     async def check_call(self, check: CallCheck) -> CallVerdict:
@@ -105,14 +113,11 @@ class RedisSharedState(SharedState):
             raise SharedStateUnavailable(f"Redis unavailable: {exc}") from exc
         if not isinstance(reply, list):
             raise RedisReplyError(f"check_call.lua answered {reply!r}")
-        outcome = _OUTCOMES[int(reply[0])]
-        generation = int(reply[1])
-        if len(reply) == 2:
-            return CallVerdict(outcome, None, generation)
-        _, _, limit, remaining, reset_s, retry_after_s = (int(value) for value in reply)
-        return CallVerdict(
-            outcome, RateStatus(limit, remaining, reset_s, retry_after_s), generation
+        outcome, generation, limit, remaining, reset_s, retry_after_s, *waits = (
+            int(value) for value in reply
         )
+        rate = None if limit < 0 else RateStatus(limit, remaining, reset_s, retry_after_s)
+        return CallVerdict(_OUTCOMES[outcome], rate, generation, tuple(waits))
 
     async def bump_generation(self, app: str) -> None:
         try:

@@ -25,6 +25,7 @@ from openplatform.cache import (
     CallCheck,
     CallVerdict,
     Outcome,
+    RateLimitRule,
     SharedStateUnavailable,
 )
 from openplatform.errors import ApiError, Code, Lang
@@ -36,6 +37,7 @@ from openplatform.errors.render import (
     negotiate_lang,
     result_response,
 )
+from openplatform.gateway.batch import BatchItem, PlannedBatch, read_feed
 from openplatform.gateway.call_counter import call_counter
 from openplatform.gateway.call_id import call_id_key, check_call_id
 from openplatform.gateway.client_ip import check_ip_allowlist, resolve_client_ip
@@ -46,6 +48,7 @@ from openplatform.gateway.rate_limits import rules_for_call
 from openplatform.gateway.referer import check_referer
 from openplatform.gateway.signature import SIGN_METHODS, SignMethod, verify_signature
 from openplatform.gateway.timestamp import check_timestamp
+from openplatform.methods.batch import BATCH_METHOD
 from openplatform.methods.registry import MethodCall, MethodRegistry, MethodSpec
 from openplatform.services import Services
 from openplatform.storage.apps import AppRecord
@@ -239,10 +242,17 @@ class Gateway:
             if refusal.code in _NOT_FROM_MEMORY:
                 raise
             checked = await self._authenticate(call, spec, params, client_ip, answer, fresh=True)
+        # batch.run: its whole feed is read before anything runs, and each
+        # item's rate limits join the call's in the one shared-state step
+        batch = None
+        if spec.name == BATCH_METHOD:
+            arguments = spec.parse_arguments(params)
+            feed = arguments.get_str("method_feed") or ""
+            batch = read_feed(feed, self._registry, settings.max_params)
         # 10, 11, 13: one atomic step in shared state, which also reports the
         # app's generation: if the app or a credential changed since this
         # process read them, read afresh and check 5-9 and 12 again.
-        verdict = await self._shared_state(checked, params)
+        verdict = await self._shared_state(checked, batch)
         if not self._cache.observe(checked.app.id, verdict.generation, checked.generation):
             checked = await self._authenticate(call, spec, params, client_ip, answer, fresh=True)
         if verdict.rate is not None:
@@ -268,6 +278,17 @@ class Gateway:
         # 14
         spec.check_permission(credential.user_id, credential.scopes)
         args = spec.parse_arguments(params)
+        plan = None
+        if batch is not None:
+            app_id = checked.app.id
+            plan = PlannedBatch(
+                batch,
+                verdict.item_waits,
+                serial=args.get_bool("serial_only") is True,
+                record=lambda method, code, seconds: self._calls.record(
+                    app_id, method, code, seconds
+                ),
+            )
         return await spec.handler(
             MethodCall(
                 services=self._services,
@@ -278,6 +299,7 @@ class Gateway:
                 client_ip=checked.rate_ip,
                 lang=answer.lang,
                 request_id=call.request_id,
+                batch=plan,
             )
         )
 
@@ -422,21 +444,27 @@ class Gateway:
         assert token is not None
         return _Credential(token.user_id, token.scopes)
 
-    async def _shared_state(self, checked: _Checked, params: dict[str, str]) -> CallVerdict:
+    async def _shared_state(
+        self, checked: _Checked, batch: Sequence[BatchItem] | None
+    ) -> CallVerdict:
         """Checks 10, 11 and 13 in one atomic step (always asked: it also tells
-        whether what this process read of the app is current). A call whose
-        credential is refused (check 12) consumes no rate limit."""
+        whether what this process read of the app is current), with the rate
+        limits of a batch's items. A call whose credential is refused (check
+        12) consumes no rate limit."""
         credential = checked.credential
-        limits = (
-            []
-            if credential.error is not None
-            else rules_for_call(
-                checked.method,
-                checked.app.settings.rate_limits,
-                user_id=credential.user_id,
-                client_ip=checked.rate_ip,
-            )
-        )
+        limits: list[RateLimitRule] = []
+        items: list[list[RateLimitRule]] = []
+        if credential.error is None:
+            app_limits = checked.app.settings.rate_limits
+
+            def rules(method: str) -> list[RateLimitRule]:
+                return rules_for_call(
+                    method, app_limits, user_id=credential.user_id, client_ip=checked.rate_ip
+                )
+
+            limits = rules(checked.method)
+            # an item refused already (unknown method, bad parameters) takes nothing
+            items = [rules(i.method) if i.refusal is None else [] for i in batch or ()]
         try:
             return await self._services.shared_state.check_call(
                 CallCheck(
@@ -446,6 +474,7 @@ class Gateway:
                     call_id_key=checked.call_id_key if checked.call_id is not None else None,
                     call_id=checked.call_id,
                     limits=limits,
+                    batch=items,
                 )
             )
         except SharedStateUnavailable:

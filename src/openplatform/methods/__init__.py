@@ -13,6 +13,6 @@ __all__ = ["default_registry"]
 
 def default_registry() -> MethodRegistry:
     """Every method of the platform."""
-    from openplatform.methods import application, data, users
+    from openplatform.methods import application, batch, data, users
 
-    return MethodRegistry((*users.METHODS, *application.METHODS, *data.METHODS))
+    return MethodRegistry((*users.METHODS, *application.METHODS, *data.METHODS, *batch.METHODS))

@@ -13,7 +13,7 @@ import enum
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Arguments",
+    "BatchPlan",
     "Handler",
     "MethodCall",
     "MethodRegistry",
@@ -232,6 +233,14 @@ class MethodCall:
     client_ip: str
     lang: Lang
     request_id: str = ""
+    batch: BatchPlan | None = None  # batch.run only: the items the gateway planned
+
+
+class BatchPlan(Protocol):
+    """The items of a ``batch.run`` call, checked and ready to run."""
+
+    async def run(self, call: MethodCall) -> list[dict[str, object]]:
+        """Every item's answer, in feed order; ``call`` is the batch call."""
 
 
 Handler = Callable[[MethodCall], Awaitable[object]]

@@ -4,26 +4,34 @@ step (PROTOCOL §3.3 steps 10, 11 and 13): replay nonce, then call_id, then
 every rate limit. The first failing check is the outcome; a refused call
 writes nothing. Time is the server's (TIME), so every process agrees.
 
+A batch.run call (PROTOCOL §4 batch) also gives each of its items' rate
+limits: once the call itself is accepted, item after item consumes all of
+its limits or none (an item refused is that item's 4, not the batch's).
+
 KEYS   generation key, [nonce key, when ARGV[1] > 0] [call_id key, when ARGV[2] ~= '']
-       rate keys...
+       the call's rate keys, then every item's rate keys, item after item
 ARGV   1  nonce TTL in ms (0: no nonce)
        2  call_id: decimal digits without leading zeros ('': no call_id)
        3  call_id TTL in ms
-       4+ for each rate key, two values: limit L, emission interval T in µs
+       4  how many rate keys the call has (R)
+       then for each of those: limit L, emission interval T in µs
           (T = floor(window_us / L), so a burst of exactly L fits in L*T)
+       then for each batch item: how many rate keys it has (n), then n pairs L, T
 
 Rate limits are GCRA: each rate key stores the theoretical arrival time (TAT,
 µs). A call fits when max(TAT, now) + T - now <= L*T.
 
-Reply  {outcome, generation} or
-       {outcome, generation, limit, remaining, reset_s, retry_after_s}
+Reply  {outcome, generation, limit, remaining, reset_s, retry_after_s, item waits...}
        outcome: 0 ok, 1 nonce replayed, 2 call_id not increasing, 3 rate limited.
        generation: the app's generation (bumped by INCR when its settings or
        credentials change). A missing one (a new app, or a Redis that lost its
        data) starts at the server's time in µs, so it differs from any number
        a process may remember from before.
-       The status is the most constrained counter after the call: least
-       remaining, then longest retry-after, then longest reset.
+       The status (limit = -1: the call had no rate keys) is the most
+       constrained counter after the call: least remaining, then longest
+       retry-after, then longest reset.
+       Item waits (only when the call was accepted): per item, 0 when it was
+       let through, else the seconds until it would be.
 ]]
 
 local t = redis.call('TIME')
@@ -66,6 +74,19 @@ local function greater(a, b)
   return false
 end
 
+local function current_tat(key)
+  local tat = tonumber(redis.call('GET', key) or 0)
+  if tat < now then
+    return now
+  end
+  return tat
+end
+
+local function store(key, tat)
+  -- %.0f: the default number-to-string conversion keeps only 14 digits
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+end
+
 local outcome = 0
 if nonce_key and redis.call('EXISTS', nonce_key) == 1 then
   outcome = 1
@@ -76,16 +97,15 @@ elseif call_id_key then
   end
 end
 
+local rules = tonumber(ARGV[4])
 local first = k
+local last_key = first + rules - 1
 local tats = {}
 local room = true
-for i = first, #KEYS do
-  local j = 4 + 2 * (i - first)
+for i = first, last_key do
+  local j = 5 + 2 * (i - first)
   local interval = tonumber(ARGV[j + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or 0)
-  if tat < now then
-    tat = now
-  end
+  local tat = current_tat(KEYS[i])
   tats[i] = tat
   if tat + interval - now > tonumber(ARGV[j]) * interval then
     room = false
@@ -105,13 +125,10 @@ if consume then
   end
 end
 
-if first > #KEYS then
-  return {outcome, generation}
-end
-
+local reply = {outcome, generation, -1, 0, 0, 0}
 local best_limit, best_remaining, best_used, best_retry
-for i = first, #KEYS do
-  local j = 4 + 2 * (i - first)
+for i = first, last_key do
+  local j = 5 + 2 * (i - first)
   local limit = tonumber(ARGV[j])
   local interval = tonumber(ARGV[j + 1])
   local tau = limit * interval
@@ -119,8 +136,7 @@ for i = first, #KEYS do
   local retry = 0
   if consume then
     tat = tat + interval
-    -- %.0f: the default number-to-string conversion keeps only 14 digits
-    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+    store(KEYS[i], tat)
   else
     retry = tat + interval - now - tau
     if retry < 0 then
@@ -139,12 +155,40 @@ for i = first, #KEYS do
     best_limit, best_remaining, best_used, best_retry = limit, remaining, used, retry
   end
 end
+if best_limit ~= nil then
+  reply[3] = best_limit
+  reply[4] = best_remaining
+  reply[5] = math.ceil(best_used / 1000000)
+  reply[6] = math.ceil(best_retry / 1000000)
+end
 
-return {
-  outcome,
-  generation,
-  best_limit,
-  best_remaining,
-  math.ceil(best_used / 1000000),
-  math.ceil(best_retry / 1000000),
-}
+if consume then
+  -- batch items, in order: each takes one call from all of its counters, or none
+  local key = last_key + 1
+  local a = 5 + 2 * rules
+  while a <= #ARGV do
+    local count = tonumber(ARGV[a])
+    local wait = 0
+    local item_tats = {}
+    for n = 0, count - 1 do
+      local limit = tonumber(ARGV[a + 1 + 2 * n])
+      local interval = tonumber(ARGV[a + 2 + 2 * n])
+      local tat = current_tat(KEYS[key + n])
+      item_tats[n] = tat
+      local over = tat + interval - now - limit * interval
+      if over > wait then
+        wait = over
+      end
+    end
+    if wait == 0 then
+      for n = 0, count - 1 do
+        store(KEYS[key + n], item_tats[n] + tonumber(ARGV[a + 2 + 2 * n]))
+      end
+    end
+    reply[#reply + 1] = math.ceil(wait / 1000000)
+    key = key + count
+    a = a + 1 + 2 * count
+  end
+end
+
+return reply
