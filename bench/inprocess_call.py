@@ -1,8 +1,10 @@
 """The whole application called in-process (no HTTP server, no sockets):
-µs of CPU per signed ``users.getLoggedInUser`` — the part of a call the
-platform's own code costs, steadier than a load test on a busy machine.
+µs of CPU per signed ``users.getLoggedInUser`` (or per token request, or
+per introspection) — the part of a call the platform's own code costs,
+steadier than a load test on a busy machine.
 
     .venv/bin/python bench/inprocess_call.py [--n 20000] [--profile]
+        [--case signed|token|introspect]
         [--database-url postgresql://…] [--cache-url redis://…]
 
 Seeds a fresh SQLite file (or the given database), one app, one user and an
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import cProfile
 import io
 import os
@@ -38,7 +41,12 @@ ASGI = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Any], 
 METHOD = "users.getLoggedInUser"
 
 
-async def drive(app: ASGI, bodies: list[bytes]) -> list[int]:
+async def drive(
+    app: ASGI,
+    bodies: list[bytes],
+    path: str = f"/rest/2.0/{METHOD}",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> list[int]:
     """Each body as one POST, the way an ASGI server presents it."""
     statuses: list[int] = []
     for body in bodies:
@@ -48,14 +56,15 @@ async def drive(app: ASGI, bodies: list[bytes]) -> list[int]:
             "http_version": "1.1",
             "method": "POST",
             "scheme": "http",
-            "path": f"/rest/2.0/{METHOD}",
-            "raw_path": f"/rest/2.0/{METHOD}".encode(),
+            "path": path,
+            "raw_path": path.encode(),
             "query_string": b"",
             "root_path": "",
             "headers": [
                 (b"host", b"127.0.0.1:8000"),
                 (b"content-type", b"application/x-www-form-urlencoded"),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
             "client": ("127.0.0.1", 50000),
             "server": ("127.0.0.1", 8000),
@@ -72,8 +81,8 @@ async def drive(app: ASGI, bodies: list[bytes]) -> list[int]:
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                headers = dict(message["headers"])
-                statuses.append(int(headers.get(b"x-error-code", b"-1")))
+                answer = dict(message["headers"])
+                statuses.append(int(answer.get(b"x-error-code", b"-1")))
 
         await app(scope, receive, send)
     return statuses
@@ -125,26 +134,44 @@ async def main(args: argparse.Namespace) -> None:
             out.append(urlencode(params).encode())
         return out
 
-    warm = await drive(app, bodies(500, 0))
-    assert set(warm) == {0}, warm[:5]
-    work = bodies(args.n, 1000)
-    base = bodies(args.n, 0)
+    target: Callable[[list[bytes]], Awaitable[list[int]]]
+    if args.case == "signed":
+        work = bodies(args.n, 1000)
+
+        async def target(work: list[bytes]) -> list[int]:
+            return await drive(app, work)
+
+        assert set(await drive(app, bodies(500, 0))) == {0}
+    else:
+        basic = base64.b64encode(f"{record.api_key}:{record.secret}".encode())
+        auth = ((b"authorization", b"Basic " + basic),)
+        if args.case == "token":
+            path, work = "/oauth/2.0/token", [b"grant_type=client_credentials"] * args.n
+        else:
+            path = "/oauth/2.0/introspect"
+            work = [f"token={tokens.access_token}".encode()] * args.n
+
+        async def target(work: list[bytes]) -> list[int]:
+            lanes = [work[i :: args.concurrency] for i in range(args.concurrency)]
+            done = await asyncio.gather(*(drive(app, lane, path, auth) for lane in lanes))
+            return [status for lane in done for status in lane]
+
+        assert set(await target(work[:200])) == {0}
     cpu = time.process_time()
-    await drive(empty_app, base)
+    await drive(empty_app, work)
     base_us = (time.process_time() - cpu) / args.n * 1e6
     profiler = cProfile.Profile() if args.profile else None
     cpu = time.process_time()
     if profiler:
         profiler.enable()
-    statuses = await drive(app, work)
+    statuses = await target(work)
     if profiler:
         profiler.disable()
     call_us = (time.process_time() - cpu) / args.n * 1e6
     assert set(statuses) == {0}, {s: statuses.count(s) for s in set(statuses)}
     print(f"empty ASGI app  {base_us:7.1f} µs CPU per call")
-    print(
-        f"signed call     {call_us:7.1f} µs CPU per call  ({call_us / base_us:.1f}x the empty app)"
-    )
+    ratio = call_us / base_us
+    print(f"{args.case:<15} {call_us:7.1f} µs CPU per call  ({ratio:.1f}x the empty app)")
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(35)
@@ -156,6 +183,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--case", choices=["signed", "token", "introspect"], default="signed")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight (token, introspect)"
+    )
     parser.add_argument("--database-url", default="")
     parser.add_argument("--cache-url", default="memory://")
     main_args = parser.parse_args()

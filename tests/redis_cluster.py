@@ -21,7 +21,9 @@ from pathlib import Path
 
 __all__ = ["RedisCluster", "cluster_tools_missing"]
 
-NODE_TIMEOUT_MS = 1000
+# short enough for a failover in seconds, long enough that a loaded machine's
+# stalls do not fail a master over by themselves (seen at 1000 ms)
+NODE_TIMEOUT_MS = 2500
 
 
 def cluster_tools_missing() -> str | None:
@@ -153,6 +155,8 @@ class RedisCluster:
                 for line in _cli(port, "INFO", "replication").splitlines()
                 if ":" in line
             )
+            if info.get("role") != "master":
+                raise RuntimeError(f":{port} is no longer a master (failed over under load?)")
             if target is None:
                 target = int(info["master_repl_offset"])
             replica = info.get("slave0", "")

@@ -158,6 +158,11 @@ class SqlOAuthStorage:
     async def issue_tokens(
         self, client: Client, user_id: int | None, grant_type: str, plan: TokenPlan
     ) -> IssuedTokens:
+        if user_id is None and plan.refresh_ttl_s is None and not plan.with_session:
+            app_token = await self._db.tokens.issue_app_token(
+                client.app_id, " ".join(plan.scope), plan.access_ttl_s
+            )
+            return _tokens(app_token)
         try:
             issued = await self._db.tokens.issue_new_grant(
                 client.app_id, user_id, grant_type, _plan(plan)

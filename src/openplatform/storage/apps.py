@@ -413,6 +413,9 @@ class AppRecord:
         return self.status == "active"
 
 
+_MAX_RECORDS = 10_000
+
+
 def _live(row: App | None, app_id: int) -> App:
     if row is None or row.status == "deleted":
         raise NotFoundError(f"no app {app_id}")
@@ -459,8 +462,21 @@ class AppRepository:
         self._sessions = sessions
         self._box = box
         self._changes = changes or AppChanges()
+        # Rows already turned into records: validating the settings and
+        # decrypting the secret cost several times the SELECT. Keyed by what
+        # every change moves on (updated_at) and the ciphertext itself.
+        self._records: dict[tuple[int, datetime, str, str], AppRecord] = {}
 
     def _record(self, row: App | Row[*tuple[Any, ...]]) -> AppRecord:
+        key = (row.id, row.updated_at, row.status, row.secret_encrypted)
+        record = self._records.get(key)
+        if record is None or record.api_key != row.api_key:
+            if len(self._records) >= _MAX_RECORDS:
+                self._records.clear()
+            record = self._records[key] = self._build_record(row)
+        return record
+
+    def _build_record(self, row: App | Row[*tuple[Any, ...]]) -> AppRecord:
         return AppRecord(
             id=row.id,
             api_key=row.api_key,

@@ -20,11 +20,13 @@ SQLite statement is one trip to aiosqlite's thread
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVarTuple, cast
 
-from sqlalchemy import Executable, Row, Select, event
+from sqlalchemy import Executable, Row, Select, Table, event, insert
 from sqlalchemy.engine import AdaptedConnection, Connection, Engine, ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -233,6 +235,11 @@ def _write_one(engine: Engine, statement: Executable, parameters: _Parameters) -
         return conn.execute(statement, parameters).first()
 
 
+def _insert_many(engine: Engine, statement: Executable, rows: list[dict[str, object]]) -> None:
+    with engine.begin() as conn:
+        conn.execute(statement, rows)
+
+
 def _all(engine: Engine, statement: Select[*_Ts], parameters: _Parameters) -> Sequence[Row[*_Ts]]:
     with engine.connect() as conn:
         return conn.execute(statement, parameters).all()
@@ -255,6 +262,9 @@ class Sessions:
 
     def __init__(self, engine: AsyncEngine, *, timeout_s: float | None = None) -> None:
         self.engine = engine
+        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         # On PostgreSQL one deadline covers a whole read, write or statement:
         # the driver's timeouts bound each wait (pool, connect, prepare,
         # execute) but one request may meet several. A cancelled statement's
@@ -268,6 +278,8 @@ class Sessions:
         # The synchronous face of the engine, driven in one greenlet per read
         # (as AsyncConnection.run_sync does): one switch instead of one each
         # for connect, execute and close.
+        # ... and the same for a write transaction (BEGIN IMMEDIATE on SQLite)
+        self._writer = engine.sync_engine.execution_options(**{_WRITE: True})
         if engine.dialect.name == "sqlite":
             self._single = engine.sync_engine.execution_options(**{_SINGLE_STATEMENT: True})
         else:
@@ -318,8 +330,23 @@ class Sessions:
         autocommit mode: one round trip, no BEGIN/COMMIT. On SQLite it waits
         for the write lock like any write (the busy timeout)."""
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with self._sqlite_writer(), asyncio.timeout(self._deadline_s):
                 return await greenlet_spawn(_write_one, self._single, statement, parameters)
+        except Exception as exc:
+            _raise_outage(exc)
+            raise
+
+    def group_insert(self, table: Table) -> GroupInsert:
+        """Rows for ``table`` from concurrent requests, written together (see
+        :class:`GroupInsert`)."""
+        return GroupInsert(self, table)
+
+    async def _insert_rows(self, table: Table, rows: list[dict[str, object]]) -> None:
+        """The rows in one transaction: one compiled INSERT, run for each row
+        (executemany: one trip on SQLite's thread, one pipeline on asyncpg)."""
+        try:
+            async with self._sqlite_writer(), asyncio.timeout(self._deadline_s):
+                await greenlet_spawn(_insert_many, self._writer, insert(table), rows)
         except Exception as exc:
             _raise_outage(exc)
             raise
@@ -363,6 +390,7 @@ class Sessions:
     async def write(self) -> AsyncIterator[AsyncSession]:
         try:
             async with (
+                self._sqlite_writer(),
                 asyncio.timeout(self._deadline_s),
                 self._write() as session,
                 session.begin(),
@@ -372,6 +400,62 @@ class Sessions:
             _raise_outage(exc)
             raise
 
+    def _sqlite_writer(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """SQLite has one writer at a time: this process's write transactions
+        take turns here, in order, instead of in SQLite's busy handler, which
+        sleeps in growing steps (up to 100 ms) and made the token endpoint's
+        tail latency seconds long under load. Other processes (the CLI) still
+        meet the busy timeout."""
+        if not self.is_sqlite:
+            return contextlib.nullcontext()
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop)
+        if lock is None:
+            lock = self._write_locks[loop] = asyncio.Lock()
+        return lock
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+
+class GroupInsert:
+    """Group commit for rows that depend on nothing (a new token): every row
+    that concurrent requests add while a write is under way goes into the
+    next write, ONE multi-row ``INSERT`` — one commit, one trip to the
+    database for the lot instead of a transaction each. :meth:`add` returns
+    once its row is committed; when the write fails, every request of that
+    write gets the error."""
+
+    MAX_ROWS = 256
+
+    def __init__(self, sessions: Sessions, table: Table) -> None:
+        self._sessions = sessions
+        self._table = table
+        self._queue: list[tuple[dict[str, object], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def add(self, row: dict[str, object]) -> None:
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[None] = loop.create_future()
+        self._queue.append((row, committed))
+        writer = self._writer
+        if writer is None or writer.done() or writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write())
+        await committed
+
+    async def _write(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.MAX_ROWS]
+            del self._queue[: self.MAX_ROWS]
+            try:
+                await self._sessions._insert_rows(self._table, [row for row, _ in batch])
+            except Exception as exc:
+                for _, committed in batch:
+                    if not committed.done():
+                        committed.set_exception(exc)
+                        committed.exception()  # a caller gone (cancelled) never reads it
+            else:
+                for _, committed in batch:
+                    if not committed.done():
+                        committed.set_result(None)

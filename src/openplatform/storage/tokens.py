@@ -13,8 +13,9 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import Table, bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openplatform.storage.changes import AppChanges
@@ -64,8 +65,8 @@ class IssuedTokens:
     refresh_token: str | None = field(repr=False)
     session_key: str | None = field(repr=False)
     session_secret: str | None = field(repr=False)
-    access_token_id: int
-    grant_id: int
+    access_token_id: int | None  # None: written by a group insert (app tokens)
+    grant_id: int | None  # None: no token family (client_credentials)
 
 
 class CredentialState(enum.Enum):
@@ -214,6 +215,7 @@ class TokenRepository:
         self._sessions = sessions
         self._box = box
         self._changes = changes or AppChanges()
+        self._app_tokens = sessions.group_insert(cast(Table, AccessToken.__table__))
 
     async def create_grant(
         self, app_id: int, user_id: int | None, scope: str | Sequence[str], grant_type: str
@@ -573,6 +575,40 @@ class TokenRepository:
             await self.revoke_grant_in(session, row.grant_id)
         await self._changes.publish([app_id])
         return Exchange(ExchangeOutcome.REUSED)
+
+    async def issue_app_token(self, app_id: int, scope: str, ttl_s: int) -> IssuedTokens:
+        """An access token for the app itself (client_credentials, RFC 6749
+        §4.4): no user, no refresh token, no token family — one row, written
+        with whatever other app tokens concurrent requests issue (group
+        commit), so the token endpoint does not queue behind one writer."""
+        now = utcnow()
+        access_token = new_token()
+        expires_at = now + timedelta(seconds=ttl_s)
+        await self._app_tokens.add(
+            {
+                "token_hash": hash_token(access_token),
+                "session_key_hash": None,
+                "session_secret_encrypted": None,
+                "app_id": app_id,
+                "user_id": None,
+                "grant_id": None,
+                "scope": scope,
+                "expires_at": expires_at,
+                "revoked_at": None,
+                "created_at": now,
+            }
+        )
+        return IssuedTokens(
+            access_token=access_token,
+            expires_in=ttl_s,
+            expires_at=expires_at,
+            scope=scope,
+            refresh_token=None,
+            session_key=None,
+            session_secret=None,
+            access_token_id=None,
+            grant_id=None,
+        )
 
     async def issue_new_grant(
         self, app_id: int, user_id: int | None, grant_type: str, plan: IssuePlan
