@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
+from openplatform.cache import CallCheck, SharedState, SharedStateUnavailable
 from openplatform.errors import Code, OAuthError
+from openplatform.gateway.credential_cache import CredentialCache
 from openplatform.oauth.storage import (
     AuthenticatedUser,
     Client,
@@ -86,13 +88,43 @@ def _redemption(exchange: Exchange) -> Redemption:
 
 
 class SqlOAuthStorage:
-    def __init__(self, database: Database) -> None:
+    """Apps and access tokens come from ``cache`` (this process's memory,
+    :mod:`openplatform.gateway.credential_cache`) when given: each request
+    first asks ``shared_state`` for the client app's generation, so what it
+    reads is current — a rotated secret or a revoked token is refused at once,
+    whichever process changed it."""
+
+    _MAX_USERNAMES = 100_000
+
+    def __init__(
+        self,
+        database: Database,
+        cache: CredentialCache | None = None,
+        shared_state: SharedState | None = None,
+    ) -> None:
         self._db = database
+        self._cache = cache
+        self._shared_state = shared_state
+        self._usernames: dict[int, str] = {}  # usernames never change
 
     async def get_client(self, client_id: str) -> Client | None:
         if not client_id or len(client_id) > 64:
             return None
-        app = await self._db.apps.get_by_api_key(client_id)
+        cache, shared_state = self._cache, self._shared_state
+        if cache is None or shared_state is None:
+            app = await self._db.apps.get_by_api_key(client_id)
+            return None if app is None else _client(app)
+        app = await cache.app_by_key(client_id)
+        if app is None:
+            return None
+        read_under = cache.generation(app.id)
+        try:
+            verdict = await shared_state.check_call(CallCheck(app=str(app.id)))
+        except SharedStateUnavailable:
+            cache.forget_everything()  # as the gateway does: trust nothing seen before
+            raise
+        if not cache.observe(app.id, verdict.generation, read_under):
+            app = await cache.app_by_key(client_id, fresh=True)
         return None if app is None else _client(app)
 
     async def authenticate_user(self, username: str, password: str) -> AuthenticatedUser | None:
@@ -196,7 +228,11 @@ class SqlOAuthStorage:
         return info
 
     async def _access_info(self, token: str, client: Client) -> TokenInfo | None:
-        record = await self._db.tokens.find_access_token(token)
+        # get_client made this process current on the client app's generation
+        if self._cache is not None:
+            record = await self._cache.access_token(token)
+        else:
+            record = await self._db.tokens.find_access_token(token)
         if record is None:
             return None
         return await self._info("access_token", record, client)
@@ -229,5 +265,12 @@ class SqlOAuthStorage:
     async def _username(self, user_id: int | None) -> str | None:
         if user_id is None:
             return None
-        user = await self._db.users.get(user_id)
-        return None if user is None else user.username
+        username = self._usernames.get(user_id)
+        if username is None:
+            user = await self._db.users.get(user_id)
+            if user is None:
+                return None
+            if len(self._usernames) >= self._MAX_USERNAMES:
+                self._usernames.clear()
+            username = self._usernames[user_id] = user.username
+        return username

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from openplatform.errors import Code, Lang, OAuthError, entry
 from openplatform.errors.render import negotiate_lang, oauth_error_response
 from openplatform.gateway.client_ip import resolve_client_ip
+from openplatform.gateway.credential_cache import credential_cache
 from openplatform.gateway.form import MAX_BODY_BYTES, FormParams, parse_urlencoded
 from openplatform.oauth.browser_session import CSRF_COOKIE, SESSION_COOKIE, BrowserSessions
 from openplatform.oauth.login_throttle import LoginThrottle
@@ -61,7 +62,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 def oauth_routes(services: Services, *, throttle: LoginThrottle | None = None) -> list[BaseRoute]:
     """The OAuth endpoints and the static files of their pages. ``throttle``
     replaces the default sign-in limits."""
-    storage = SqlOAuthStorage(services.database)
+    storage = SqlOAuthStorage(services.database, credential_cache(services), services.shared_state)
     throttle = throttle or LoginThrottle.from_settings(services.shared_state, services.settings)
     return OAuthWeb(services, storage, throttle).routes()
 
