@@ -4,6 +4,7 @@ IP allowlist check (check 6)."""
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 
 from openplatform.config import IPNetwork
@@ -14,8 +15,11 @@ __all__ = ["check_ip_allowlist", "parse_ip", "resolve_client_ip"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
-    """An IP address (v4, v6; IPv4-mapped v6 as v4), or None if ``text`` is not one."""
+    """An IP address (v4, v6; IPv4-mapped v6 as v4), or None if ``text`` is not
+    one. Remembered for the addresses seen most: parsing is a good part of a
+    call's checks, and a call's peer is usually one seen before."""
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
