@@ -215,33 +215,61 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 @contextlib.contextmanager
+def serving_command(
+    name: str,
+    command: list[str],
+    port: int,
+    check: tuple[str, str],
+    *,
+    env: dict[str, str],
+    workdir: Path,
+    pin: bool,
+    cwd: Path = BENCH_DIR,
+) -> Iterator[tuple[str, int]]:
+    """Start ``command`` (listening on ``port``; pinned to ``SERVER_CPU`` when
+    ``pin``) in its own process group; once ``GET check[0]`` answers JSON with
+    the key ``check[1]``, yield the base URL and the process group. Stops the
+    whole group afterwards."""
+    if pin:
+        command = ["taskset", "-c", str(SERVER_CPU), *command]
+    log = workdir / f"{name}.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    path, expected_key = check
+    try:
+        wait_until_answering(process, base + path, log)
+        body = fetch(base + path)
+        if expected_key not in body:
+            raise RuntimeError(f"{name}: unexpected body {body!r}")
+        yield base, process.pid
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
 def serving(
     server: Server, target: Target, env: dict[str, str], workdir: Path, pin: bool
 ) -> Iterator[tuple[str, int]]:
     """Start ``server`` on ``target``; once it answers, yield its URL and process group."""
     port = free_port()
-    command = server.command(target.factory, port)
-    if pin:
-        command = ["taskset", "-c", str(SERVER_CPU), *command]
-    log = workdir / f"{server.name}-{target.name}.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            cwd=BENCH_DIR,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}{target.path}"
-    try:
-        wait_until_answering(process, url, log)
-        body = fetch(url)
-        if target.expected_key not in body:
-            raise RuntimeError(f"{server.name} {target.name}: unexpected body {body!r}")
-        yield url, process.pid
-    finally:
-        stop(process)
+    with serving_command(
+        f"{server.name}-{target.name}",
+        server.command(target.factory, port),
+        port,
+        (target.path, target.expected_key),
+        env=env,
+        workdir=workdir,
+        pin=pin,
+    ) as (base, pgid):
+        yield base + target.path, pgid
 
 
 def measure(
