@@ -417,13 +417,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--repeats", type=int, help="interleaved runs of each case (default 3, quick 1)"
     )
     parser.add_argument(
-        "--duration", type=float, help="seconds per measured run (default 5, quick 2)"
+        "--duration", type=float, help="seconds per measured run (default 4, quick 2)"
     )
     parser.add_argument(
         "--warmup", type=float, default=1, help="seconds of warm-up before each run"
     )
     parser.add_argument(
-        "--idle-timeout", type=float, help="seconds to wait for idle cores (default 60, quick 3)"
+        "--idle-timeout", type=float, help="seconds to wait for idle cores (default 20, quick 3)"
     )
     parser.add_argument(
         "--postgres",
@@ -449,11 +449,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     return Settings(
         quick=args.quick,
         repeats=args.repeats or (1 if args.quick else 3),
-        duration=args.duration or (2 if args.quick else 5),
+        duration=args.duration or (2 if args.quick else 4),
         warmup=args.warmup,
         idle_timeout_s=args.idle_timeout
         if args.idle_timeout is not None
-        else (3 if args.quick else 60),
+        else (3 if args.quick else 20),
         cases=cases,
         postgres=args.postgres,
         redis=args.redis,

@@ -1,10 +1,9 @@
 """The peers of the OAuth cases: django-oauth-toolkit and an Authlib + Flask
 server (``peers/``), each installed by the bench into its own virtual
-environment under ``bench/.peers/`` and served by gunicorn with one worker.
-
-The worker is ``gthread`` (4 threads): unlike gunicorn's default ``sync``
-worker it keeps connections alive, as Granian does for the platform, and it
-was the faster of the two for both peers on this bench.
+environment under ``bench/.peers/`` and served by gunicorn with one worker
+of its default kind (``sync``: one request at a time, the connection closed
+after it). The ``gthread`` worker, which keeps connections alive, was a
+little faster at 16 connections but stalled completely at 64 and 256.
 """
 
 from __future__ import annotations
@@ -112,8 +111,6 @@ class Peer:
         return [
             str(self.venv / "bin" / "gunicorn"),
             "--workers=1",
-            "--worker-class=gthread",
-            "--threads=4",
             f"--bind=127.0.0.1:{port}",
             "--log-level=warning",
             self.wsgi,

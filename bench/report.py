@@ -11,16 +11,12 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from cases import BATCH_ITEMS, CONNECTIONS, Case
 from wrk import WrkResult
-
-if TYPE_CHECKING:
-    from cases import Case
 
 __all__ = ["Point", "Report", "Run", "TargetCheck"]
 
-BATCH_ITEMS = 20
 RSS_LIMIT_MB = 300.0
 
 
@@ -61,6 +57,7 @@ class Run:
                 ("socket errors/timeouts", result.socket_errors),
                 ("unexpected bodies", result.unexpected),
                 ("sent past the end of the distinct requests", result.exhausted),
+                ("(no request answered at all)", 0 if result.requests else 1),
             )
             if count
         )
@@ -73,7 +70,7 @@ class Run:
             p90_ms=result.p90_ms,
             p99_ms=result.p99_ms,
             requests=result.requests,
-            errors=result.errors,
+            errors=result.errors or (0 if result.requests else 1),
             error_detail=detail,
             cpu_us_per_request=cpu_seconds * 1e6 / max(1, result.requests),
             paced=paced,
@@ -411,10 +408,11 @@ class Report:
             )
             tail.plot(xs, [p.p99_ms for p in points], marker="o", label=label)
         for axes, ylabel in (
-            (throughput, "requests/s (median; bars: min–max)"),
+            (throughput, "requests/s (median; bars: min–max; runs with errors left out)"),
             (tail, "p99 latency, ms (median)"),
         ):
             axes.set_xscale("log", base=2)
+            axes.set_xticks(CONNECTIONS, [str(c) for c in CONNECTIONS])
             axes.set_yscale("log")
             axes.set_xlabel("connections")
             axes.set_ylabel(ylabel)
