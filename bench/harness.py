@@ -313,6 +313,15 @@ class Bench:
                 raise CaseUnavailable("batch.run not available") from None
             raise RuntimeError(f"probe answered {exc.code}: {answer[:500]}") from None
 
+    def _drain(self, case: Case, base: str) -> None:
+        """Wait until the server answers a health check: requests that wrk's
+        last run left queued (a gunicorn ``sync`` worker still serves every
+        one of them after wrk closed their connections) must not eat into
+        the next run."""
+        path = "/" if case.server == "raw" else "/hello" if case.server == "hello" else "/healthz"
+        with urllib.request.urlopen(base + path, timeout=120):
+            return
+
     def _request_file(self, case: Case, label: str, count: int) -> Path:
         """The requests of one wrk run: the data set's static file, or ``count``
         fresh signed calls."""
@@ -379,7 +388,9 @@ class Bench:
         if not idle.idle:
             busy = ", ".join(f"CPU {core} {share:.0%}" for core, share in idle.busy.items())
             warning = f"cores still busy after {idle.waited_s:.0f} s ({busy})"
+        self._drain(case, base)
         self._wrk(case, base, connections, settings.warmup, cap, delay_ms)
+        self._drain(case, base)
         cpu_before = group_cpu_seconds(pgid)
         result = self._wrk(case, base, connections, settings.duration, cap, delay_ms)
         cpu = group_cpu_seconds(pgid) - cpu_before
