@@ -19,6 +19,7 @@ import contextlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -494,6 +495,8 @@ def micro_benchmarks() -> dict[str, str]:
 
 
 def main() -> None:
+    # A SIGTERM ends the run like Ctrl-C: servers stopped, throwaway database dropped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = parse_args()
     if shutil.which("wrk") is None:
         sys.exit("scripts/bench needs wrk: apt-get install -y wrk")
