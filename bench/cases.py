@@ -223,41 +223,51 @@ class SignedCalls:
     """Distinct signed calls (PROTOCOL §3.2, md5) acting for the given tokens'
     users, each sent once: a second sending would be a replay (107).
 
-    ``call_id`` comes from one counter for the whole bench, so it increases for
-    each token (PROTOCOL §3.3 check 11) whatever file a call is in. A token is
-    used again only after every other token of the list: requests overtake each
-    other by at most the number of connections, far fewer than the tokens, so
-    no call reaches the server after a later call of the same token.
+    ``call_id`` must increase per token (PROTOCOL §3.3 check 11) in the order
+    the server checks the calls. It comes from one counter for the whole
+    bench, and the calls are split into one file per connection, each with
+    its own tokens (wrk runs one thread per connection, each reading its own
+    file): a connection sends a call only once the previous one was answered,
+    so a token's calls reach the server in order whatever the latency.
     """
 
     def __init__(self, tokens: Sequence[TokenCredentials]) -> None:
         self._tokens = tokens
-        self._next = 0
         self._call_id = time.time_ns() // 1000
 
-    def write(self, path: Path, count: int, load: Load) -> None:
+    def write(self, prefix: Path, count: int, load: Load, connections: int) -> list[Path]:
         """``count`` calls of ``load.method`` (a ``batch.run`` of ``BATCH_ITEMS``
-        ``users.getLoggedInUser`` for the batch load) to ``path``."""
+        ``users.getLoggedInUser`` for the batch load) split over ``connections``
+        files ``<prefix>.1`` … ``<prefix>.<connections>``."""
+        if connections > len(self._tokens):
+            raise ValueError(f"{connections} connections need as many tokens")
         extra: tuple[tuple[str, str], ...] = ()
         if load.kind == "batch":
             extra = (("method_feed", json.dumps([f"method={SIGNED_METHOD}"] * BATCH_ITEMS)),)
         encoded_extra = "".join(f"&{key}={quote(value, safe='')}" for key, value in extra)
         timestamp = str(int(time.time()))
-        with path.open("w") as out:
-            for _ in range(count):
-                token = self._tokens[self._next % len(self._tokens)]
-                self._next += 1
-                self._call_id += 1
-                # api_key (hex), tokens (base64url) and digits need no form encoding.
-                params = (
-                    ("api_key", token.app.api_key),
-                    ("access_token", token.access_token),
-                    ("call_id", str(self._call_id)),
-                    ("timestamp", timestamp),
-                )
-                sig = sign((*params, *extra, ("method", load.method)), token.app.secret)
-                body = "&".join(f"{key}={value}" for key, value in params)
-                out.write(f"POST\t/rest/2.0/{load.method}\t\t{body}{encoded_extra}&sig={sig}\n")
+        # Connections do not all go at the same pace: room for the faster ones.
+        per_connection = math.ceil(count / connections * 1.5) + 10
+        paths = []
+        for number in range(1, connections + 1):
+            tokens = self._tokens[number - 1 :: connections]
+            path = prefix.with_name(f"{prefix.name}.{number}")
+            with path.open("w") as out:
+                for n in range(per_connection):
+                    token = tokens[n % len(tokens)]
+                    self._call_id += 1
+                    # api_key (hex), tokens (base64url) and digits need no form encoding.
+                    params = (
+                        ("api_key", token.app.api_key),
+                        ("access_token", token.access_token),
+                        ("call_id", str(self._call_id)),
+                        ("timestamp", timestamp),
+                    )
+                    sig = sign((*params, *extra, ("method", load.method)), token.app.secret)
+                    body = "&".join(f"{key}={value}" for key, value in params)
+                    out.write(f"POST\t/rest/2.0/{load.method}\t\t{body}{encoded_extra}&sig={sig}\n")
+            paths.append(path)
+        return paths
 
 
 def signed_count(rate_cap: float, seconds: float) -> int:

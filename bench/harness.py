@@ -81,7 +81,6 @@ class CaseUnavailable(Exception):
 class DataSet:
     """Apps and tokens a case's requests use, and where they are stored."""
 
-    name: str
     apps: list[AppCredentials]
     tokens: list[TokenCredentials]
     database: Path | None = None  # a SQLite file: each server gets a fresh copy
@@ -138,7 +137,7 @@ class Bench:
             tier = TIERS[name.removeprefix("sqlite-")]
             path = self.workdir / f"{name}.db"
             seeded = asyncio.run(seed(f"sqlite:///{path}", self.box, tier))
-            data = DataSet(name, seeded.apps, seeded.tokens, database=path)
+            data = DataSet(seeded.apps, seeded.tokens, database=path)
         elif name == "postgres-redis":
             data = asyncio.run(self._prepare_postgres_redis())
         else:
@@ -169,7 +168,6 @@ class Bench:
         url = self.settings.postgres.rsplit("/", 1)[0] + f"/{name}"
         seeded = await seed(url, self.box, TIERS["1k"])
         return DataSet(
-            "postgres-redis",
             seeded.apps,
             seeded.tokens,
             database_url=url,
@@ -186,7 +184,7 @@ class Bench:
         tier = TIERS["1k"]
         options = ("--hashed",) if name == "dot-hashed" else ()
         written = peer.seed(self.workdir / f"{name}.db", tier.apps, tier.tokens, *options)
-        return DataSet(name, written.apps, written.tokens, database=written.database)
+        return DataSet(written.apps, written.tokens, database=written.database)
 
     def _oauth_paths(self, data: str) -> tuple[str, str]:
         if data.startswith(("sqlite-", "postgres")):
@@ -232,13 +230,11 @@ class Bench:
             database = run_dir / data.database.name
             shutil.copyfile(data.database, database)
         cwd = BENCH_DIR
-        check = ("/healthz", "status")
         if case.server in ("raw", "hello"):
             factory = {"raw": "asgi_targets:raw_hello_app", "hello": "asgi_targets:hello_app"}[
                 case.server
             ]
             command = SERVERS["granian"].command(factory, port)
-            check = ("/" if case.server == "raw" else "/hello", "hello")
         elif case.server in PEERS:
             peer = PEERS[case.server]
             command, cwd = peer.command(port), peer.directory
@@ -256,7 +252,14 @@ class Bench:
             else:  # the platform as users run it
                 command = [OPENPLATFORM, "serve", "--port", str(port)]
         with serving_command(
-            case.key, command, port, check, env=env, workdir=run_dir, pin=self.pin, cwd=cwd
+            case.key,
+            command,
+            port,
+            health_check(case),
+            env=env,
+            workdir=run_dir,
+            pin=self.pin,
+            cwd=cwd,
         ) as started:
             yield started
 
@@ -299,8 +302,14 @@ class Bench:
         (and ``batch.run`` that does not exist yet is reported as n/a)."""
         if case.load.kind == "get":
             return
-        path = self._request_file(case, "probe", 1)
-        method, target, authorization, body = path.read_text().rstrip("\n").split("\t")
+        if case.load.kind in ("token", "introspect"):
+            with self.data[case.data].requests[case.load.kind].open() as requests:
+                line = requests.readline()
+        else:
+            (path,) = self._signed_calls(case).write(self.workdir / "probe", 1, case.load, 1)
+            with path.open() as calls:
+                line = calls.readline()
+        method, target, authorization, body = line.rstrip("\n").split("\t")
         request = urllib.request.Request(base + target, data=body.encode(), method=method)
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         if authorization:
@@ -319,24 +328,13 @@ class Bench:
         last run left queued (a gunicorn ``sync`` worker still serves every
         one of them after wrk closed their connections) must not eat into
         the next run."""
-        path = "/" if case.server == "raw" else "/hello" if case.server == "hello" else "/healthz"
-        with urllib.request.urlopen(base + path, timeout=120):
+        with urllib.request.urlopen(base + health_check(case)[0], timeout=120):
             return
 
-    def _request_file(self, case: Case, label: str, count: int) -> Path:
-        """The requests of one wrk run: the data set's static file, or ``count``
-        fresh signed calls."""
+    def _signed_calls(self, case: Case) -> SignedCalls:
+        """The signed calls of the case's data set (one ``call_id`` counter each)."""
         data = self.data[case.data]
-        if case.load.kind in ("token", "introspect"):
-            if label != "probe":
-                return data.requests[case.load.kind]
-            path = self.workdir / f"{case.data}-{case.load.kind}-probe.txt"
-            path.write_text(data.requests[case.load.kind].open().readline())
-            return path
-        signed = self.signed.setdefault(case.data, SignedCalls(data.tokens))
-        path = self.workdir / f"{case.key}-{label}.txt"
-        signed.write(path, count, case.load)
-        return path
+        return self.signed.setdefault(case.data, SignedCalls(data.tokens))
 
     def _wrk(
         self,
@@ -352,18 +350,24 @@ class Bench:
         if load.reject:
             env["BENCH_REJECT"] = load.reject
         url = base + ("/hello" if case.server == "hello" else "/")
-        if load.kind != "get":
-            kind = "signed" if load.kind in ("signed", "batch") else "static"
-            env["BENCH_REQUESTS"] = str(
-                self._request_file(case, "run", signed_count(rate_cap, seconds))
-            )
-            env["BENCH_ONCE"] = "1" if kind == "signed" else "0"
+        threads = 1
+        if load.kind in ("token", "introspect"):
+            env["BENCH_REQUESTS"] = str(self.data[case.data].requests[load.kind])
+        elif load.kind != "get":
+            # One wrk thread per connection, each with its own file of calls
+            # (SignedCalls: call_id arrives in order), each call sent once.
+            prefix = self.workdir / f"{case.key}-calls"
+            count = signed_count(rate_cap, seconds)
+            self._signed_calls(case).write(prefix, count, load, connections)
+            env |= {"BENCH_REQUESTS": str(prefix), "BENCH_PER_THREAD": "1", "BENCH_ONCE": "1"}
+            threads = connections
         if delay_ms:
             env["BENCH_DELAY_MS"] = str(delay_ms)
         return run_wrk(
             url,
             duration=seconds,
             connections=connections,
+            threads=threads,
             cpu=WRK_CPU if self.pin else None,
             script=LUA,
             script_env=env,
@@ -417,6 +421,16 @@ class Bench:
         self._measure(case, repeat, base, pgid, connections, delay_ms=delay_ms, rate_cap=half * 1.5)
 
 
+def health_check(case: Case) -> tuple[str, str]:
+    """A GET path that answers at once when the server is idle, and a key of
+    its JSON answer."""
+    if case.server == "raw":
+        return "/", "hello"
+    if case.server == "hello":
+        return "/hello", "hello"
+    return "/healthz", "status"
+
+
 def parse_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -435,7 +449,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--warmup", type=float, default=1, help="seconds of warm-up before each run"
     )
     parser.add_argument(
-        "--idle-timeout", type=float, help="seconds to wait for idle cores (default 20, quick 3)"
+        "--idle-timeout", type=float, help="seconds to wait for idle cores (default 10, quick 3)"
     )
     parser.add_argument(
         "--postgres",
@@ -465,7 +479,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         warmup=args.warmup,
         idle_timeout_s=args.idle_timeout
         if args.idle_timeout is not None
-        else (3 if args.quick else 20),
+        else (3 if args.quick else 10),
         cases=cases,
         postgres=args.postgres,
         redis=args.redis,

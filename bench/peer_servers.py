@@ -102,7 +102,7 @@ class Peer:
         written = json.loads(out.read_text())
         apps = [AppCredentials(client_id, secret) for client_id, secret in written["clients"]]
         issued = [
-            TokenCredentials(AppCredentials(client_id, secret), token, 0)
+            TokenCredentials(AppCredentials(client_id, secret), token)
             for client_id, secret, token in written["tokens"]
         ]
         return PeerData(database, apps, issued)

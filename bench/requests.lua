@@ -4,6 +4,8 @@
 --   BENCH_REQUESTS  a file, one request a line: METHOD, PATH, AUTHORIZATION and
 --                   BODY separated by tabs (AUTHORIZATION may be empty; a body is
 --                   form-encoded). Unset: wrk's own GET of the URL.
+--   BENCH_PER_THREAD "1": BENCH_REQUESTS names one file per wrk thread, that
+--                   name followed by "." and the thread's number (1, 2, …).
 --   BENCH_ONCE      "1": each request may be sent once (a signed call sent twice
 --                   is a replay); requests sent past the end are counted.
 --   BENCH_EXPECT    a Lua pattern that every answer's body must match.
@@ -11,6 +13,7 @@
 --   BENCH_DELAY_MS  a pause before each request on a connection (paced load).
 
 local file = os.getenv("BENCH_REQUESTS")
+local per_thread = os.getenv("BENCH_PER_THREAD") == "1"
 local once = os.getenv("BENCH_ONCE") == "1"
 local expect = os.getenv("BENCH_EXPECT")
 local reject = os.getenv("BENCH_REJECT")
@@ -24,6 +27,7 @@ local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("thread_number", #threads)
 end
 
 if file then
@@ -31,7 +35,11 @@ if file then
   local sent = 0
 
   function init(args)
-    for line in io.lines(file) do
+    local path = file
+    if per_thread then
+      path = file .. "." .. thread_number
+    end
+    for line in io.lines(path) do
       local method, path, authorization, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
       local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
       if authorization ~= "" then

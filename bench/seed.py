@@ -21,7 +21,6 @@ import asyncio
 import json
 import random
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -100,19 +99,16 @@ class AppCredentials:
 
 @dataclass(frozen=True)
 class TokenCredentials:
-    """A user access token with the app it belongs to."""
+    """An access token with the app it belongs to."""
 
     app: AppCredentials
     access_token: str
-    uid: int
 
 
 @dataclass(frozen=True)
 class Seeded:
-    tier: Tier
     apps: list[AppCredentials]
     tokens: list[TokenCredentials]  # a shuffled sample, at most SAMPLE_TOKENS
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -124,7 +120,6 @@ class _Rows:
 
 async def seed(url: str, box: SecretBox, tier: Tier) -> Seeded:
     """Migrate the empty database at ``url`` to head and fill it as ``tier`` says."""
-    started = time.perf_counter()
     await upgrade_async(url)
     now = utcnow()
     expires = now + TOKEN_TTL
@@ -137,7 +132,7 @@ async def seed(url: str, box: SecretBox, tier: Tier) -> Seeded:
         token, app_number, uid = new_token(), n % tier.apps, n % tier.users + 1
         token_rows.append((hash_token(token), app_number + 1, uid, "basic", expires, now))
         if n in kept:
-            tokens.append(TokenCredentials(apps[app_number], token, uid))
+            tokens.append(TokenCredentials(apps[app_number], token))
     rng.shuffle(tokens)
     tables = [
         _Rows("users", USER_COLUMNS, [_user_row(uid, now) for uid in range(1, tier.users + 1)]),
@@ -149,7 +144,7 @@ async def seed(url: str, box: SecretBox, tier: Tier) -> Seeded:
         await asyncio.to_thread(_write_sqlite, str(path), tables)
     else:
         await _write_postgresql(url, tables)
-    return Seeded(tier, apps, tokens, time.perf_counter() - started)
+    return Seeded(apps, tokens)
 
 
 def _user_row(uid: int, now: datetime) -> tuple[object, ...]:
