@@ -2,8 +2,7 @@
 server (``peers/``), each installed by the bench into its own virtual
 environment under ``bench/.peers/`` and served by gunicorn with one worker
 of its default kind (``sync``: one request at a time, the connection closed
-after it). The ``gthread`` worker, which keeps connections alive, was a
-little faster at 16 connections but stalled completely at 64 and 256.
+after it), as a new user would run them.
 """
 
 from __future__ import annotations
