@@ -297,7 +297,8 @@ class Report:
         lines = [
             f"# openplatform bench, {self.started} ({self.mode})",
             "",
-            f"{self.machine}. Server: 1 worker pinned to CPU 0; wrk -t1 pinned to CPU 1; "
+            f"{self.machine}. Server: 1 worker pinned to CPU 0; wrk pinned to CPU 1 (one "
+            "thread; signed calls: one per connection); "
             f"{self.repeats} interleaved run(s) of {self.duration_s:g} s per point, each case on a "
             "fresh server and a fresh copy of its data. req/s: median (min–max over the runs); "
             "p50/p99: medians; server CPU: user + system time of all the server's processes per "
