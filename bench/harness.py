@@ -449,7 +449,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--warmup", type=float, default=1, help="seconds of warm-up before each run"
     )
     parser.add_argument(
-        "--idle-timeout", type=float, help="seconds to wait for idle cores (default 10, quick 3)"
+        "--idle-timeout", type=float, help="seconds to wait for idle cores (default 10, quick 1)"
     )
     parser.add_argument(
         "--postgres",
@@ -479,7 +479,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         warmup=args.warmup,
         idle_timeout_s=args.idle_timeout
         if args.idle_timeout is not None
-        else (3 if args.quick else 10),
+        else (1 if args.quick else 10),
         cases=cases,
         postgres=args.postgres,
         redis=args.redis,
