@@ -4,8 +4,8 @@ IP allowlist check (check 6)."""
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from openplatform.config import IPNetwork
 from openplatform.errors import ApiError, Code
