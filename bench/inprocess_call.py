@@ -1,10 +1,10 @@
 """The whole application called in-process (no HTTP server, no sockets):
-µs of CPU per signed ``users.getLoggedInUser`` (or per token request, or
-per introspection) — the part of a call the platform's own code costs,
+µs of CPU per signed ``users.getLoggedInUser`` (or per ``batch.run`` of 20
+of them, per token request, per introspection) — the part of a call the platform's own code costs,
 steadier than a load test on a busy machine.
 
     .venv/bin/python bench/inprocess_call.py [--n 20000] [--profile]
-        [--case signed|token|introspect]
+        [--case signed|batch|token|introspect]
         [--database-url postgresql://…] [--cache-url redis://…]
 
 Seeds a fresh SQLite file (or the given database), one app, one user and an
@@ -22,6 +22,7 @@ import asyncio
 import base64
 import cProfile
 import io
+import json
 import os
 import pstats
 import tempfile
@@ -120,7 +121,7 @@ async def main(args: argparse.Namespace) -> None:
     tokens = await db.tokens.issue(grant, record.id, user.uid, "basic", 86400, None, False)
     start_id = time.time_ns() // 1000
 
-    def bodies(n: int, offset: int) -> list[bytes]:
+    def bodies(n: int, offset: int, method: str = METHOD, **extra: str) -> list[bytes]:
         out = []
         for i in range(n):
             params = {
@@ -129,13 +130,22 @@ async def main(args: argparse.Namespace) -> None:
                 "timestamp": str(int(time.time())),
                 "call_id": str(start_id + offset + i),
                 "v": "2.0",
+                **extra,
             }
-            params["sig"] = sign([*params.items(), ("method", METHOD)], record.secret)
+            params["sig"] = sign([*params.items(), ("method", method)], record.secret)
             out.append(urlencode(params).encode())
         return out
 
     target: Callable[[list[bytes]], Awaitable[list[int]]]
-    if args.case == "signed":
+    if args.case == "batch":
+        feed = json.dumps([f"method={METHOD}"] * 20)
+        work = bodies(args.n, 1000, "batch.run", method_feed=feed)
+
+        async def target(work: list[bytes]) -> list[int]:
+            return await drive(app, work, "/rest/2.0/batch.run")
+
+        assert set(await target(bodies(50, 0, "batch.run", method_feed=feed))) == {0}
+    elif args.case == "signed":
         work = bodies(args.n, 1000)
 
         async def target(work: list[bytes]) -> list[int]:
@@ -183,7 +193,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--case", choices=["signed", "token", "introspect"], default="signed")
+    parser.add_argument(
+        "--case", choices=["signed", "batch", "token", "introspect"], default="signed"
+    )
     parser.add_argument(
         "--concurrency", type=int, default=1, help="requests in flight (token, introspect)"
     )

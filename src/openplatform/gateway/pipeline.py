@@ -456,11 +456,15 @@ class Gateway:
         items: list[list[RateLimitRule]] = []
         if credential.error is None:
             app_limits = checked.app.settings.rate_limits
+            by_method: dict[str, list[RateLimitRule]] = {}
 
             def rules(method: str) -> list[RateLimitRule]:
-                return rules_for_call(
-                    method, app_limits, user_id=credential.user_id, client_ip=checked.rate_ip
-                )
+                found = by_method.get(method)
+                if found is None:  # a batch's items share the user and the address
+                    found = by_method[method] = rules_for_call(
+                        method, app_limits, user_id=credential.user_id, client_ip=checked.rate_ip
+                    )
+                return found
 
             limits = rules(checked.method)
             # an item refused already (unknown method, bad parameters) takes nothing
