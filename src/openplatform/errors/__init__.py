@@ -121,7 +121,9 @@ class ApiError(Exception):
     """An open-API error (PROTOCOL §1, API family), raised deep and rendered once.
 
     ``fill`` replaces the catalogue's ``%s``; ``detail`` becomes ``error_detail``;
-    ``headers`` are extra response headers (``Retry-After``, rate-limit headers).
+    ``headers`` are extra response headers (``Retry-After``, rate-limit headers);
+    ``field`` is the path of the input at fault (``ip_allowlist[1]``), for forms
+    that show the message next to it.
     """
 
     def __init__(
@@ -131,11 +133,13 @@ class ApiError(Exception):
         *,
         fill: str | None = None,
         headers: dict[str, str] | None = None,
+        field: str | None = None,
     ) -> None:
         self.code = code
         self.detail = detail
         self.fill = fill
         self.headers = headers or {}
+        self.field = field
         super().__init__(f"{int(code)} {entry(code).en}" + (f": {detail}" if detail else ""))
 
     @property

@@ -12,7 +12,7 @@ import builtins
 import ipaddress
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import Row, bindparam, delete, select
 
 from openplatform.config import IPNetwork
-from openplatform.errors import ApiError, Code
+from openplatform.errors import Code
+from openplatform.json_schema import Array, Boolean, Integer, Object, Shape, Text, invalid
 from openplatform.storage.changes import AppChanges
 from openplatform.storage.crypto import SecretBox, new_secret
 from openplatform.storage.engine import Sessions
@@ -46,6 +47,8 @@ __all__ = [
     "KNOWN_GRANTS",
     "KNOWN_SCOPES",
     "PUBLIC_GRANTS",
+    "SETTINGS",
+    "SETTINGS_PATCH",
     "AppRecord",
     "AppRepository",
     "AppSettings",
@@ -71,7 +74,7 @@ MAX_LIST_ITEMS = 100
 MAX_RATE_LIMITS = 20
 MAX_URL_LENGTH = 2000
 # A method name or a glob over method names: "*", "users.getInfo", "data.*".
-_METHOD_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]{1,100}$")
+_METHOD_PATTERN = r"[A-Za-z0-9_.*?\[\]!-]{1,100}"
 # A Referer host pattern: "example.com" or "*.example.com" (PROTOCOL §3.3 check 7).
 _HOST_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _REFERER_PATTERN = re.compile(rf"^(\*\.)?{_HOST_LABEL}(\.{_HOST_LABEL})*$")
@@ -101,57 +104,11 @@ class RateLimit:
 DEFAULT_RATE_LIMITS = (RateLimit(methods="*", per="app", limit=10_000, window_s=60),)
 
 
-def _invalid(detail: str) -> ApiError:
-    return ApiError(Code.INVALID_PARAMETER, detail)
-
-
-def _str(name: str, value: object, *, max_length: int, allow_empty: bool = True) -> str:
-    if not isinstance(value, str):
-        raise _invalid(f"{name} must be a string")
-    if not allow_empty and not value.strip():
-        raise _invalid(f"{name} must not be empty")
-    if len(value) > max_length:
-        raise _invalid(f"{name} must be at most {max_length} characters")
-    return value
-
-
-def _bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _invalid(f"{name} must be true or false")
-    return value
-
-
-def _int(name: str, value: object, *, minimum: int, maximum: int, unit: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(f"{name} must be a whole number")
-    if not minimum <= value <= maximum:
-        raise _invalid(f"{name} must be between {minimum} and {maximum}{unit}, got {value}")
-    return value
-
-
-def _str_list(name: str, value: object) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise _invalid(f"{name} must be a list of strings")
-    if len(value) > MAX_LIST_ITEMS:
-        raise _invalid(f"{name} may hold at most {MAX_LIST_ITEMS} items")
-    items = []
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise _invalid(f"{name}[{index}] must be a string")
-        items.append(item)
-    return items
-
-
-def _unique(items: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
-
-
-def _http_url(name: str, value: object) -> str:
-    text = _str(name, value, max_length=MAX_URL_LENGTH)
+def _http_url(path: str, text: str) -> str:
     if text:
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise _invalid(f"{name} must be an http(s) URL")
+            raise invalid(path, "must be an http(s) URL")
     return text
 
 
@@ -159,62 +116,128 @@ def _http_url(name: str, value: object) -> str:
 _DANGEROUS_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "about", "blob"})
 
 
-def _redirect_uri(name: str, value: str) -> str:
+def _redirect_uri(path: str, value: str) -> str:
     """RFC 6749 §3.1.2: absolute, no fragment. Native apps may use a private-use
     scheme (RFC 8252 §7.1); http(s) URIs need a host."""
-    if not value or len(value) > MAX_URL_LENGTH or any(c.isspace() for c in value):
-        raise _invalid(f"{name} must be an absolute URI of at most {MAX_URL_LENGTH} characters")
+    if not value or any(c.isspace() for c in value):
+        raise invalid(path, f"must be an absolute URI of at most {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(value)
     except ValueError:
-        raise _invalid(f"{name} is not a valid URI") from None
+        raise invalid(path, "is not a valid URI") from None
     if not parts.scheme or not _URI_SCHEME.match(parts.scheme):
-        raise _invalid(f"{name} must be an absolute URI (with a scheme)")
+        raise invalid(path, "must be an absolute URI (with a scheme)")
     if parts.fragment or "#" in value:
-        raise _invalid(f"{name} must not contain a fragment")
+        raise invalid(path, "must not contain a fragment")
     if parts.scheme.lower() in _DANGEROUS_SCHEMES:
-        raise _invalid(f"{name}: the {parts.scheme}: scheme cannot be a redirect URI")
+        raise invalid(path, f"cannot be a redirect URI: the {parts.scheme}: scheme")
     if parts.scheme.lower() in ("http", "https") and not parts.hostname:
-        raise _invalid(f"{name} must name a host")
+        raise invalid(path, "must name a host")
     return value
 
 
-def _ip_entry(name: str, value: str) -> str:
+def _ip_entry(path: str, value: str) -> str:
     try:
-        ipaddress.ip_network(value.strip(), strict=False)
+        ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise ApiError(Code.INVALID_IP, f"{name}: {value!r} is not an IP address or CIDR") from None
-    return value.strip()
+        raise invalid(path, f"{value!r} is not an IP address or CIDR", Code.INVALID_IP) from None
+    return value
 
 
-def _referer_pattern(name: str, value: str) -> str:
-    pattern = value.strip().lower()
+def _referer_pattern(path: str, value: str) -> str:
+    pattern = value.lower()
     if not _REFERER_PATTERN.match(pattern) or len(pattern) > 253:
-        raise _invalid(f"{name} must be a host name or *.domain pattern, got {value!r}")
+        raise invalid(path, f"must be a host name or *.domain pattern, got {value!r}")
     return pattern
 
 
-def _rate_limit(name: str, value: object) -> RateLimit:
-    if not isinstance(value, Mapping):
-        raise _invalid(f"{name} must be an object with methods, per, limit, window_s")
-    unknown = sorted(set(value) - {"methods", "per", "limit", "window_s"})
-    if unknown:
-        raise _invalid(f"{name}: unknown field {unknown[0]!r}")
-    methods = value.get("methods", "*")
-    if not isinstance(methods, str) or not _METHOD_PATTERN.match(methods):
-        raise _invalid(f"{name}.methods must be '*', a method name or a glob such as 'data.*'")
-    per = value.get("per", "app")
-    if per not in ("app", "user", "ip"):
-        raise _invalid(f"{name}.per must be 'app', 'user' or 'ip'")
-    for required in ("limit", "window_s"):
-        if required not in value:
-            raise _invalid(f"{name}.{required} is required")
-    return RateLimit(
-        methods=methods,
-        per=cast(RateLimitSubject, per),
-        limit=_int(f"{name}.limit", value["limit"], minimum=1, maximum=1_000_000_000),
-        window_s=_int(f"{name}.window_s", value["window_s"], minimum=1, maximum=31 * 86_400),
-    )
+def _list(items: Shape, description: str, max_items: int = MAX_LIST_ITEMS) -> Array:
+    return Array(items=items, max_items=max_items, dedupe=True, description=description)
+
+
+RATE_LIMIT = Object(
+    title="RateLimit",
+    description="limit calls per window_s seconds, counted per app, per user of the app "
+    "or per client IP, for the methods matching methods",
+    properties={
+        "methods": Text(
+            max_length=100,
+            pattern=_METHOD_PATTERN,
+            pattern_hint="must be '*', a method name or a glob such as 'data.*'",
+            default="*",
+            description="'*', an exact method name or a glob such as 'data.*'",
+        ),
+        "per": Text(max_length=4, enum=("app", "user", "ip"), default="app"),
+        "limit": Integer(minimum=1, maximum=1_000_000_000),
+        "window_s": Integer(minimum=1, maximum=31 * 86_400, description="seconds"),
+    },
+    required=("limit", "window_s"),
+    fill_defaults=True,
+)
+
+# Every setting of PROTOCOL §5, as the admin API, the console and the CLI read it.
+SETTINGS = Object(
+    title="AppSettings",
+    description="Rules between settings: grants default by client type (confidential: "
+    "authorization_code, refresh_token, client_credentials; public: the first two); a "
+    "public app cannot use client_credentials and always requires PKCE.",
+    required=("name",),
+    properties={
+        "name": Text(max_length=200, not_blank=True, strip=True),
+        "description": Text(max_length=2000, default=""),
+        "icon_url": Text(
+            max_length=MAX_URL_LENGTH, refine=_http_url, default="", description="an http(s) URL"
+        ),
+        "redirect_uris": _list(
+            Text(max_length=MAX_URL_LENGTH, refine=_redirect_uri),
+            "absolute URIs without fragment (RFC 6749 §3.1.2); http(s) with a host, or a "
+            "private-use scheme (RFC 8252 §7.1); matched exactly, loopback on any port",
+        ),
+        "public": Boolean(default=False, description="a client that keeps no secret"),
+        "scopes": _list(Text(max_length=16, enum=KNOWN_SCOPES), "scopes the app may request"),
+        "grants": _list(
+            Text(max_length=32, enum=KNOWN_GRANTS),
+            "OAuth grants the app may use (password only on request)",
+        ),
+        "ip_allowlist": _list(
+            Text(max_length=64, strip=True, refine=_ip_entry),
+            "IPs and CIDRs, v4 and v6, allowed to call the open API (empty: all); "
+            "a malformed one is 114",
+        ),
+        "referer_allowlist": _list(
+            Text(max_length=253, strip=True, refine=_referer_pattern),
+            "Referer hosts: example.com, or *.example.com for any subdomain",
+        ),
+        "allow_missing_referer": Boolean(default=False),
+        "rate_limits": Array(
+            items=RATE_LIMIT, max_items=MAX_RATE_LIMITS, description="every matching limit applies"
+        ),
+        "require_signature": Boolean(default=False),
+        "legacy_http_200": Boolean(default=False, description="every API error with HTTP 200"),
+        "status": Text(max_length=16, enum=("active", "suspended"), default="active"),
+        "access_token_ttl_s": Integer(
+            minimum=1, maximum=30 * 86_400, unit="s (30 days)", default=3600
+        ),
+        "refresh_token_ttl_s": Integer(
+            minimum=1, maximum=366 * 86_400, unit="s (366 days)", default=2_592_000
+        ),
+        "storage_quota_bytes": Integer(minimum=0, maximum=1 << 40, default=10 * 1024 * 1024),
+        "require_pkce": Boolean(default=True),
+        "require_call_id": Boolean(default=False),
+        "refresh_reuse_grace_s": Integer(minimum=0, maximum=3600, default=10),
+    },
+)
+SETTINGS_PATCH = SETTINGS.partial("AppSettingsPatch")
+
+
+def _field_value(key: str, value: object) -> object:
+    """A checked JSON value as the :class:`AppSettings` field holds it."""
+    if key == "rate_limits":
+        assert isinstance(value, list)
+        return tuple(RateLimit(**limit) for limit in value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,18 +288,9 @@ class AppSettings:
         """Validate a full (``base`` None: ``name`` required) or partial (PATCH,
         applied over ``base``) JSON object of settings. Raises ``ApiError`` 100
         naming the field, or 114 for a malformed IP/CIDR; unknown keys are 100."""
-        if not isinstance(data, Mapping):
-            raise _invalid("app settings must be a JSON object")
-        known = {f.name for f in fields(cls) if not f.name.startswith("_")}
-        unknown = sorted(str(key) for key in data if key not in known)
-        if unknown:
-            raise _invalid(f"unknown app setting {unknown[0]!r}")
-        if base is None and "name" not in data:
-            raise _invalid("name is required")
+        checked = (SETTINGS if base is None else SETTINGS_PATCH).check(data, "")
         current = base or cls(name="")
-        changes: dict[str, object] = {}
-        for key, value in data.items():
-            changes[key] = _validate(key, value)
+        changes = {key: _field_value(key, value) for key, value in checked.items()}
         merged = replace(current, **changes)  # type: ignore[arg-type]
         return _reconcile(merged, current, data, fresh=base is None)
 
@@ -306,58 +320,6 @@ class AppSettings:
         }
 
 
-def _known_items(key: str, value: object, known: Sequence[str], what: str) -> tuple[str, ...]:
-    """A list of names, each one of ``known``."""
-    items = _str_list(key, value)
-    for i, item in enumerate(items):
-        if item not in known:
-            raise _invalid(f"{key}[{i}]: unknown {what} {item!r} (known: {', '.join(known)})")
-    return _unique(items)
-
-
-def _validate(key: str, value: object) -> object:
-    """One setting, checked and normalized."""
-    if key == "name":
-        return _str(key, value, max_length=200, allow_empty=False).strip()
-    if key == "description":
-        return _str(key, value, max_length=2000)
-    if key == "icon_url":
-        return _http_url(key, value)
-    if key == "redirect_uris":
-        items = _str_list(key, value)
-        return _unique([_redirect_uri(f"{key}[{i}]", item) for i, item in enumerate(items)])
-    if key == "scopes":
-        return _known_items(key, value, KNOWN_SCOPES, "scope")
-    if key == "grants":
-        return _known_items(key, value, KNOWN_GRANTS, "grant")
-    if key == "ip_allowlist":
-        items = _str_list(key, value)
-        return _unique([_ip_entry(f"{key}[{i}]", item) for i, item in enumerate(items)])
-    if key == "referer_allowlist":
-        items = _str_list(key, value)
-        return _unique([_referer_pattern(f"{key}[{i}]", item) for i, item in enumerate(items)])
-    if key == "rate_limits":
-        if isinstance(value, str) or not isinstance(value, Sequence):
-            raise _invalid(f"{key} must be a list of objects")
-        if len(value) > MAX_RATE_LIMITS:
-            raise _invalid(f"{key} may hold at most {MAX_RATE_LIMITS} limits")
-        return tuple(_rate_limit(f"{key}[{i}]", item) for i, item in enumerate(value))
-    if key == "status":
-        if value not in ("active", "suspended"):
-            raise _invalid("status must be 'active' or 'suspended'")
-        return value
-    if key == "access_token_ttl_s":  # seconds are allowed: developers test refresh logic
-        return _int(key, value, minimum=1, maximum=30 * 86_400, unit="s (30 days)")
-    if key == "refresh_token_ttl_s":
-        return _int(key, value, minimum=1, maximum=366 * 86_400, unit="s (366 days)")
-    if key == "storage_quota_bytes":
-        return _int(key, value, minimum=0, maximum=1 << 40)
-    if key == "refresh_reuse_grace_s":
-        return _int(key, value, minimum=0, maximum=3600)
-    # The remaining settings are flags.
-    return _bool(key, value)
-
-
 def _reconcile(
     merged: AppSettings, before: AppSettings, data: Mapping[str, object], *, fresh: bool
 ) -> AppSettings:
@@ -374,11 +336,11 @@ def _reconcile(
         merged = replace(merged, grants=grants)
     if merged.public:
         if "client_credentials" in merged.grants:
-            raise _invalid(
-                "grants: a public app cannot use client_credentials (it keeps no secret)"
+            raise invalid(
+                "grants", "cannot hold client_credentials for a public app (it keeps no secret)"
             )
         if data.get("require_pkce") is False:
-            raise _invalid("require_pkce: public apps always require PKCE")
+            raise invalid("require_pkce", "cannot be false: public apps always require PKCE")
         merged = replace(merged, require_pkce=True)
     return merged
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -13,7 +12,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from openplatform.errors import ApiError, Code
+from openplatform.json_schema import Boolean, Integer, Nullable, Object, Text, invalid
 from openplatform.storage.changes import AppChanges
 from openplatform.storage.engine import Sessions
 from openplatform.storage.errors import DuplicateError, NotFoundError
@@ -26,7 +25,14 @@ from openplatform.storage.passwords import (
 )
 from openplatform.storage.tokens import revoke_user_credentials_in
 
-__all__ = ["PROFILE_FIELDS", "ProfileVisibility", "UserRecord", "UserRepository"]
+__all__ = [
+    "NEW_USER",
+    "PROFILE_FIELDS",
+    "USER_PATCH",
+    "ProfileVisibility",
+    "UserRecord",
+    "UserRepository",
+]
 
 ProfileVisibility = Literal["public", "private"]
 
@@ -43,10 +49,10 @@ PROFILE_FIELDS = (
     "mobile",
 )
 
-_USERNAME = re.compile(r"^[^\W_][\w.@-]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-_MOBILE = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+_USERNAME = r"[^\W_][\w.@-]{0,63}"
+_EMAIL = r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+"
+_MOBILE = r"\+?[0-9][0-9 -]{2,30}"
+_LOCALE = r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*"
 MAX_PASSWORD_LENGTH = 1024
 
 
@@ -131,86 +137,100 @@ def _record(row: User) -> UserRecord:
     )
 
 
-def _invalid(detail: str) -> ApiError:
-    return ApiError(Code.INVALID_PARAMETER, detail)
+def _birthday(path: str, text: str) -> str:
+    if text:
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError:
+            raise invalid(path, "must be a date YYYY-MM-DD") from None
+    return text
 
 
-def _text(name: str, value: object, max_length: int) -> str:
-    if not isinstance(value, str):
-        raise _invalid(f"{name} must be a string")
-    if len(value) > max_length:
-        raise _invalid(f"{name} must be at most {max_length} characters")
-    return value
+def _avatar_url(path: str, text: str) -> str:
+    if text and not text.startswith(("http://", "https://")):
+        raise invalid(path, "must be an http(s) URL")
+    return text
+
+
+USERNAME = Text(
+    max_length=64,
+    pattern=_USERNAME,
+    pattern_hint="must be 1-64 characters: letters, digits and _ . @ - "
+    "(starting with a letter or a digit)",
+)
+PASSWORD = Text(min_length=1, max_length=MAX_PASSWORD_LENGTH, format="password")
+
+# The fields of a user that can be changed (PROTOCOL §4 profile, §5 users API).
+PROFILE = {
+    "display_name": Text(max_length=100),
+    "email": Nullable(
+        inner=Text(
+            max_length=254, pattern=f"({_EMAIL})?", pattern_hint="must be an e-mail address"
+        ),
+        description='an e-mail address; null or "" for none',
+    ),
+    "mobile": Nullable(
+        inner=Text(
+            max_length=32,
+            pattern=f"({_MOBILE})?",
+            pattern_hint="must be a phone number (digits, optional leading +)",
+        ),
+        description='a phone number; null or "" for none',
+    ),
+    "avatar_url": Text(max_length=2000, refine=_avatar_url, description="an http(s) URL"),
+    "sex": Integer(minimum=0, maximum=2, description="0 unknown, 1 male, 2 female"),
+    "birthday": Text(
+        max_length=10,
+        pattern=r"([0-9]{4}-[0-9]{2}-[0-9]{2})?",
+        pattern_hint="must be a date YYYY-MM-DD",
+        refine=_birthday,
+        description='YYYY-MM-DD, or ""',
+    ),
+    "locale": Text(
+        max_length=16,
+        pattern=f"({_LOCALE})?",
+        pattern_hint="must look like en, zh_CN or en-US",
+    ),
+    "profile_visibility": Text(max_length=8, enum=("public", "private"), default="public"),
+}
+NEW_USER = Object(
+    title="NewUser",
+    required=("username", "password"),
+    properties={
+        "username": USERNAME,
+        "password": PASSWORD,
+        "email": PROFILE["email"],
+        "mobile": PROFILE["mobile"],
+        "profile_visibility": PROFILE["profile_visibility"],
+    },
+)
+USER_PATCH = Object(
+    title="UserPatch",
+    description="disabling revokes every credential of the user at once; a password "
+    "change ends their browser sessions",
+    properties={
+        **PROFILE,
+        "disabled": Boolean(),
+        "password": PASSWORD,
+    },
+)
 
 
 def validate_username(value: object) -> str:
-    if not isinstance(value, str) or not _USERNAME.match(value):
-        raise _invalid(
-            "username must be 1-64 characters: letters, digits and _ . @ - "
-            "(starting with a letter or a digit)"
-        )
-    return value
+    return USERNAME.check(value, "username")
 
 
 def validate_password(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise _invalid("password must be a non-empty string")
-    if len(value) > MAX_PASSWORD_LENGTH:
-        raise _invalid(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
-    return value
+    return PASSWORD.check(value, "password")
 
 
 def _profile_value(key: str, value: object) -> object:
     """One changeable profile field, checked (PROTOCOL §4, §5 users API)."""
-    if key == "display_name":
-        return _text(key, value, 100)
-    if key == "email":
-        if value is None or value == "":
-            return None
-        text = _text(key, value, 254)
-        if not _EMAIL.match(text):
-            raise _invalid("email must be an e-mail address")
-        return text
-    if key == "mobile":
-        if value is None or value == "":
-            return None
-        text = _text(key, value, 32)
-        if not _MOBILE.match(text):
-            raise _invalid("mobile must be a phone number (digits, optional leading +)")
-        return text
-    if key == "avatar_url":
-        text = _text(key, value, 2000)
-        if text and not text.startswith(("http://", "https://")):
-            raise _invalid("avatar_url must be an http(s) URL")
-        return text
-    if key == "sex":
-        if isinstance(value, bool) or value not in (0, 1, 2):
-            raise _invalid("sex must be 0 (unknown), 1 (male) or 2 (female)")
-        return value
-    if key == "birthday":
-        text = _text(key, value, 10)
-        if text:
-            try:
-                dt.date.fromisoformat(text)
-            except ValueError:
-                raise _invalid("birthday must be a date YYYY-MM-DD") from None
-            if len(text) != 10:
-                raise _invalid("birthday must be a date YYYY-MM-DD")
-        return text
-    if key == "locale":
-        text = _text(key, value, 16)
-        if text and not _LOCALE.match(text):
-            raise _invalid("locale must look like en, zh_CN or en-US")
-        return text
-    if key == "profile_visibility":
-        if value not in ("public", "private"):
-            raise _invalid("profile_visibility must be 'public' or 'private'")
-        return value
-    if key == "disabled":
-        if not isinstance(value, bool):
-            raise _invalid("disabled must be true or false")
-        return value
-    raise _invalid(f"unknown user field {key!r}")
+    shape = USER_PATCH.properties.get(key)
+    if shape is None or key == "password":
+        raise invalid(key, "is not a user field that can be changed so")
+    checked = shape.check(value, key)
+    return None if checked == "" and key in ("email", "mobile") else checked
 
 
 class UserRepository:
