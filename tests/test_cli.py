@@ -74,7 +74,7 @@ def test_human_output(cli_env: dict[str, str]) -> None:
     ("args", "env_extra", "message"),
     [
         (("users", "create", "--username", "x y", "--password", "p4ssword!"), {}, "username"),
-        (("apps", "create", "--name", "A", "--scope", "bogus"), {}, "unknown scope"),
+        (("apps", "create", "--name", "A", "--scope", "bogus"), {}, "scopes[0] must be one of"),
         (("apps", "create", "--name", "A", "--redirect-uri", "nope"), {}, "redirect_uris"),
         (("db", "upgrade"), {"OPENPLATFORM_MAX_PARAMS": "many"}, "OPENPLATFORM_MAX_PARAMS"),
         (("db", "upgrade"), {"OPENPLATFORM_DATABASE_URL": "mysql://x"}, "DATABASE_URL"),

@@ -99,7 +99,8 @@ class Text(Shape):
         if not isinstance(value, str):
             raise invalid(path, "must be a string")
         if self.enum and value not in self.enum:
-            raise invalid(path, "must be " + " or ".join(repr(item) for item in self.enum))
+            shown = repr(value) if len(value) <= 40 else repr(value[:40] + "…")
+            raise invalid(path, f"must be one of {', '.join(self.enum)}, got {shown}")
         if self.not_blank and not value.strip():
             raise invalid(path, "must not be empty")
         if len(value) < self.min_length:
