@@ -97,6 +97,8 @@ class Settings:
     login_ip_window_s: int = 300
     # the longest wait on the database (a connection, a round trip, a lock)
     db_timeout_s: float = DEFAULT_DB_TIMEOUT_S
+    # Days of per-minute call statistics kept (PROTOCOL §5 usage); 0 keeps them forever
+    stats_retention_days: int = 30
     demo: bool = False  # OPENPLATFORM_DEMO=1: serve the demo app's callback page
 
     @classmethod
@@ -151,6 +153,7 @@ class Settings:
             login_failures_per_ip=_int(env, "LOGIN_FAILURES_PER_IP", 100, minimum=0),
             login_ip_window_s=_int(env, "LOGIN_IP_WINDOW_S", 300),
             db_timeout_s=_seconds(env, "DB_TIMEOUT_S", DEFAULT_DB_TIMEOUT_S),
+            stats_retention_days=_int(env, "STATS_RETENTION_DAYS", 30, minimum=0),
             demo=env.get(PREFIX + "DEMO", "") not in ("", "0"),
         )
 

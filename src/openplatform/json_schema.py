@@ -28,6 +28,7 @@ __all__ = [
     "Integer",
     "JsonSchema",
     "Nullable",
+    "Number",
     "Object",
     "Shape",
     "Text",
@@ -149,6 +150,24 @@ class Integer(Shape):
 
     def _schema(self) -> JsonSchema:
         return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Number(Shape):
+    """A number, whole or not (not a boolean)."""
+
+    minimum: float
+    maximum: float
+
+    def check(self, value: object, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise invalid(path, "must be a number")
+        if not self.minimum <= value <= self.maximum:
+            raise invalid(path, f"must be between {self.minimum} and {self.maximum}, got {value}")
+        return value
+
+    def _schema(self) -> JsonSchema:
+        return {"type": "number", "minimum": self.minimum, "maximum": self.maximum}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -183,3 +183,52 @@ async def test_maintenance_switch(admin: httpx.AsyncClient, services: Services) 
     await admin.put("/admin/api/maintenance", json={"enabled": False, "methods": []})
     assert not current_maintenance(services).blocks("users.getInfo")
     assert_error(await admin.put("/admin/api/maintenance", json={"enabled": "on"}), 400, 100)
+
+
+async def test_listing_apps_and_users_by_pages(admin: httpx.AsyncClient) -> None:
+    made = [
+        (await admin.post("/admin/api/apps", json={"name": f"app {i}"})).json() for i in range(5)
+    ]
+    deleted = made.pop(2)
+    await admin.delete(f"/admin/api/apps/{deleted['app_id']}")
+    seen: list[int] = []
+    after = 0
+    while True:
+        page = await admin.get("/admin/api/apps", params={"limit": 2, "after": after})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert all("secret" not in app for app in body["items"])
+        seen.extend(app["app_id"] for app in body["items"])
+        if body["next_after"] is None:
+            break
+        after = body["next_after"]
+    assert seen == [app["app_id"] for app in made]
+    for uid in range(3):
+        await admin.post("/admin/api/users", json={"username": f"u{uid}", "password": "pw-123456"})
+    users = (await admin.get("/admin/api/users", params={"limit": 200})).json()
+    assert [u["username"] for u in users["items"]] == ["u0", "u1", "u2"]
+    assert users["next_after"] is None
+    one = await admin.get(f"/admin/api/users/{users['items'][1]['uid']}")
+    assert one.json()["username"] == "u1"
+    assert_error(await admin.get("/admin/api/users/987654"), 400, 108)
+    for params in ({"limit": 0}, {"limit": 201}, {"after": "x"}, {"colour": "red"}):
+        body = assert_error(await admin.get("/admin/api/apps", params=params), 400, 100)
+        assert next(iter(params)) in str(body["error_detail"])
+
+
+async def test_errors_name_the_field(admin: httpx.AsyncClient) -> None:
+    body = assert_error(
+        await admin.post(
+            "/admin/api/apps", json={"name": "x", "ip_allowlist": ["1.2.3.4", "nope"]}
+        ),
+        400,
+        114,
+    )
+    assert str(body["error_detail"]).startswith("ip_allowlist[1]")
+    body = assert_error(
+        await admin.post("/admin/api/users", json={"username": "a b", "password": "x"}), 400, 100
+    )
+    assert str(body["error_detail"]).startswith("username")
+    zh = await admin.post("/admin/api/apps", params={"lang": "zh"}, json={"name": ""})
+    assert zh.json()["error_msg"] == "请求参数无效"
+    assert (await admin.get("/admin/api/maintenance")).json() == {"enabled": False, "methods": []}

@@ -93,7 +93,15 @@ async def test_calls_per_method_and_error_code(
     old = await admin.get(
         "/admin/api/stats", params={"app_id": made_app["app_id"], "since": 0, "until": 3599}
     )
-    assert old.json() == {"app_id": made_app["app_id"], "minutes": []}
+    assert old.json()["minutes"] == [] and old.json()["latency"] == []
+    # Latency per minute and method, every error code together.
+    latency = body["latency"]
+    assert sum(row["calls"] for row in latency) == 5
+    assert {row["method"] for row in latency} == {METHOD}
+    for row in latency:
+        assert sum(row["buckets"]) == row["calls"]
+        assert len(row["buckets"]) == len(body["latency_bounds_ms"]) + 1
+        assert 0 <= row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
 
 
 async def test_two_processes_add_up_exactly(

@@ -1,5 +1,6 @@
-"""CallStatsRepository and migration 0003 (``api_call_stats``) on SQLite and
-PostgreSQL: upserts from several writers add up exactly."""
+"""CallStatsRepository and migrations 0003 and 0005 (``api_call_stats``,
+``api_call_latency``) on SQLite and PostgreSQL: upserts from several writers
+add up exactly, latency histograms too; percentiles from buckets; retention."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import asyncio
 
 from sqlalchemy import delete, func, select
 
+from openplatform.gateway.call_counter import CallCounter
 from openplatform.storage.apps import AppSettings
-from openplatform.storage.call_stats import CallStat
+from openplatform.storage.call_stats import BUCKETS, LATENCY_BOUNDS_US, CallStat, LatencyHistogram
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.database import Database
 from openplatform.storage.models import ApiCallStat, App
@@ -103,3 +105,68 @@ async def test_rows_go_with_their_app_row(database: Database) -> None:
     async with database.sessions.write() as session:
         await session.execute(delete(App).where(App.id == app.id))
     assert await _rows(database) == 0
+
+
+def test_percentiles_come_from_the_buckets() -> None:
+    assert LatencyHistogram((0,) * BUCKETS).percentile_ms(0.5) is None
+    # 100 calls in the bucket (1 ms, 2 ms]: the quantiles spread over it.
+    counts = [0] * BUCKETS
+    counts[LATENCY_BOUNDS_US.index(2_000)] = 100
+    histogram = LatencyHistogram(tuple(counts))
+    assert histogram.percentile_ms(0.5) == 1.5
+    assert histogram.percentile_ms(0.99) == 1.99
+    # 90 fast calls and 10 slow ones: p50 is fast, p95 and p99 are slow.
+    counts = [0] * BUCKETS
+    counts[0] = 90
+    counts[LATENCY_BOUNDS_US.index(1_000_000)] = 10
+    histogram = LatencyHistogram(tuple(counts))
+    p50, p95, p99 = (histogram.percentile_ms(q) for q in (0.5, 0.95, 0.99))
+    assert p50 is not None and p95 is not None and p99 is not None
+    assert p50 < 0.5 < 750 < p95 < p99 <= 1000
+    # Slower than every bound: the last bound is what can be said.
+    counts = [0] * BUCKETS
+    counts[-1] = 3
+    assert LatencyHistogram(tuple(counts)).percentile_ms(0.5) == LATENCY_BOUNDS_US[-1] / 1000
+    merged = LatencyHistogram.merged([histogram, histogram])
+    assert merged.calls == 200 and merged.percentile_ms(0.95) == p95
+
+
+async def test_histograms_of_several_writers_add_up(database_url: str, database: Database) -> None:
+    """Two processes' histograms of the same minute and method are one
+    histogram with the summed counts (an upsert per bucket)."""
+    app = await database.apps.create(AppSettings(name="a"))
+    other = Database(database_url, SecretBox(TEST_SECRET_KEY))
+    try:
+        counters = [CallCounter(db.call_stats, clock=lambda: 600.0) for db in (database, other)]
+        for counter, latencies in zip(counters, ([0.0004] * 3, [0.0004, 0.0015, 2.0]), strict=True):
+            for latency in latencies:
+                counter.record(app.id, "users.getInfo", 0, latency)
+            counter.record(app.id, "users.getInfo", 104, 0.0015)
+        await asyncio.gather(*(counter.flush() for counter in counters))
+    finally:
+        await other.close()
+    (minute,) = await database.call_stats.latency_in_range(app.id, 0, 10_000)
+    assert (minute.minute, minute.method) == (600, "users.getInfo")
+    counts = minute.histogram.counts
+    assert minute.histogram.calls == 8
+    assert counts[0] == 4  # ≤ 0.5 ms
+    assert counts[2] == 3  # (1 ms, 2 ms], two of them answered 104
+    assert counts[LATENCY_BOUNDS_US.index(2_000_000)] == 1  # (1 s, 2 s]
+    rows = await database.call_stats.in_range(app.id, 0, 10_000)
+    assert [(r.error_code, r.calls) for r in rows] == [(0, 6), (104, 2)]
+
+
+async def test_minutes_past_the_retention_expire(database: Database) -> None:
+    app = await database.apps.create(AppSettings(name="a"))
+    now = [10 * 86_400.0]
+    counter = CallCounter(database.call_stats, clock=lambda: now[0], retention_days=2)
+    for day in (1, 7, 8, 9, 10):
+        now[0] = day * 86_400.0
+        counter.record(app.id, "users.getInfo", 0, 0.001)
+    await counter.flush()
+    assert await counter.expire() == 2  # days 1 and 7 are older than 2 days
+    kept = await database.call_stats.in_range(app.id, 0, 11 * 86_400)
+    assert [row.minute // 86_400 for row in kept] == [8, 9, 10]
+    latency = await database.call_stats.latency_in_range(app.id, 0, 11 * 86_400)
+    assert [row.minute // 86_400 for row in latency] == [8, 9, 10]
+    assert await CallCounter(database.call_stats, retention_days=0).expire() == 0

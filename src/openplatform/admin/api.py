@@ -1,14 +1,18 @@
 """Admin API (PROTOCOL §5): JSON over HTTP with an admin bearer token.
 
+Every call is an :class:`~openplatform.admin.operations.Operation` in
+:data:`OPERATIONS`: the routes, the request validation and the OpenAPI
+document at ``/admin/api/openapi.json`` all come from that one table.
+
 Errors use the API catalogue: 110 (HTTP 401) for a missing or wrong admin
-token, 100 for a malformed body or setting, 114 for a bad IP/CIDR, 900 for an
-unknown app, 804 for a username already taken.
+token, 100 for a malformed body, parameter or setting (``error_detail``
+names the field), 114 for a bad IP/CIDR, 900 for an unknown app, 108 for an
+unknown user, 804 for a username already taken.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -16,25 +20,201 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from openplatform.admin.operations import (
+    AdminCall,
+    Answer,
+    Operation,
+    PathParam,
+    operation_endpoint,
+)
 from openplatform.errors import ApiError, Code
-from openplatform.errors.render import api_error_response, negotiate_lang
 from openplatform.gateway.call_counter import call_counter
-from openplatform.gateway.maintenance import set_maintenance
+from openplatform.gateway.maintenance import maintenance_switch, set_maintenance
+from openplatform.json_schema import Array, Boolean, Integer, Nullable, Number, Object, Shape, Text
 from openplatform.services import Services
-from openplatform.storage.apps import AppRecord, AppSettings
+from openplatform.storage.apps import SETTINGS, SETTINGS_PATCH, AppRecord, AppSettings
+from openplatform.storage.call_stats import LATENCY_BOUNDS_US, LatencyHistogram
 from openplatform.storage.errors import DuplicateError, NotFoundError
-from openplatform.storage.users import UserRecord
+from openplatform.storage.users import NEW_USER, PROFILE, USER_PATCH, UserRecord
 
-__all__ = ["admin_routes", "app_json", "user_json"]
+__all__ = ["OPERATIONS", "admin_routes", "app_json", "user_json"]
 
-Handler = Callable[[Request, Services], Awaitable[Response]]
+OPENAPI_PATH = "/admin/api/openapi.json"
+STATS_DEFAULT_WINDOW_S = 3600
+STATS_MAX_WINDOW_S = 31 * 86_400
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
 
-MAX_BODY = 256 * 1024
+# -- what the answers look like ------------------------------------------------
+
+_ID = Integer(minimum=1, maximum=(1 << 63) - 1)
+_TIME = Text(max_length=40, format="date-time")
+_APP_FIELDS: dict[str, Shape] = {
+    "app_id": _ID,
+    "api_key": Text(max_length=64, description="the OAuth client_id"),
+    "owner_id": Nullable(inner=_ID, description="the developer (user) who owns the app"),
+    **SETTINGS.properties,
+    "created_at": _TIME,
+    "updated_at": _TIME,
+}
+APP = Object(title="App", properties=_APP_FIELDS, required=tuple(_APP_FIELDS))
+NEW_APP = Object(
+    title="NewApp",
+    description="the app and its secret (shown here once; rotate-secret makes a new one)",
+    properties={**_APP_FIELDS, "secret": Text(max_length=128)},
+    required=(*_APP_FIELDS, "secret"),
+)
+USER = Object(
+    title="User",
+    properties={
+        "uid": _ID,
+        "username": Text(max_length=64),
+        "display_name": PROFILE["display_name"],
+        "email": PROFILE["email"],
+        "mobile": PROFILE["mobile"],
+        "profile_visibility": PROFILE["profile_visibility"],
+        "disabled": Boolean(),
+    },
+    required=(
+        "uid",
+        "username",
+        "display_name",
+        "email",
+        "mobile",
+        "profile_visibility",
+        "disabled",
+    ),
+)
+
+
+def _page_of(item: Object, title: str) -> Object:
+    return Object(
+        title=title,
+        properties={
+            "items": Array(items=item, max_items=MAX_PAGE_SIZE),
+            "next_after": Nullable(
+                inner=_ID, description="pass as after for the next page; null on the last page"
+            ),
+        },
+        required=("items", "next_after"),
+    )
+
+
+APP_PAGE = _page_of(APP, "AppPage")
+USER_PAGE = _page_of(USER, "UserPage")
+SECRET = Object(
+    title="Secret",
+    properties={"app_id": _ID, "secret": Text(max_length=128)},
+    required=("app_id", "secret"),
+)
+MAINTENANCE = Object(
+    title="Maintenance",
+    properties={
+        "enabled": Boolean(),
+        "methods": Array(
+            items=Text(max_length=100),
+            max_items=1000,
+            description="methods in maintenance; empty: the whole platform",
+        ),
+    },
+    required=("enabled", "methods"),
+)
+_MS = Nullable(inner=Number(minimum=0, maximum=1e9), description="ms; null without calls")
+_MINUTE = Integer(minimum=0, maximum=1 << 40, description="the minute's start (unix s)")
+_CALLS = Integer(minimum=1, maximum=1 << 62)
+STATS = Object(
+    title="Stats",
+    description="Per-minute counts (all processes added up) of calls of one app.",
+    properties={
+        "app_id": _ID,
+        "since": Integer(minimum=0, maximum=1 << 40, description="first minute (unix s)"),
+        "until": Integer(minimum=0, maximum=1 << 40, description="end of the window (unix s)"),
+        "minutes": Array(
+            max_items=1 << 30,
+            description="calls per minute, method and error code (0: success)",
+            items=Object(
+                properties={
+                    "minute": _MINUTE,
+                    "method": Text(max_length=100),
+                    "error_code": Integer(minimum=0, maximum=99_999),
+                    "calls": _CALLS,
+                    "avg_latency_ms": Number(minimum=0, maximum=1e12),
+                },
+                required=("minute", "method", "error_code", "calls", "avg_latency_ms"),
+            ),
+        ),
+        "latency_bounds_ms": Array(
+            items=Number(minimum=0, maximum=1e9),
+            max_items=100,
+            description="upper bounds of the latency buckets; a last bucket holds the rest",
+        ),
+        "latency": Array(
+            max_items=1 << 30,
+            description="latency per minute and method (every error code), from the buckets",
+            items=Object(
+                properties={
+                    "minute": _MINUTE,
+                    "method": Text(max_length=100),
+                    "calls": _CALLS,
+                    "p50_ms": _MS,
+                    "p95_ms": _MS,
+                    "p99_ms": _MS,
+                    "buckets": Array(
+                        items=Integer(minimum=0, maximum=1 << 62),
+                        max_items=100,
+                        description="calls per bucket of latency_bounds_ms",
+                    ),
+                },
+                required=("minute", "method", "calls", "p50_ms", "p95_ms", "p99_ms", "buckets"),
+            ),
+        ),
+    },
+    required=("app_id", "since", "until", "minutes", "latency_bounds_ms", "latency"),
+)
+_PAGE_QUERY = {
+    "limit": Integer(minimum=1, maximum=MAX_PAGE_SIZE, default=PAGE_SIZE),
+    "after": Integer(
+        minimum=0, maximum=(1 << 63) - 1, default=0, description="the next_after of a page"
+    ),
+}
+APPS_QUERY = Object(
+    properties={
+        **_PAGE_QUERY,
+        "owner_id": Integer(minimum=1, maximum=(1 << 63) - 1, description="a developer's apps"),
+    },
+    fill_defaults=True,
+)
+USERS_QUERY = Object(properties=_PAGE_QUERY, fill_defaults=True)
+STATS_QUERY = Object(
+    required=("app_id",),
+    properties={
+        "app_id": _ID,
+        "since": Integer(
+            minimum=0, maximum=1 << 40, description="unix s; default: an hour before until"
+        ),
+        "until": Integer(minimum=0, maximum=1 << 40, description="unix s; default: now"),
+    },
+)
+MAINTENANCE_BODY = Object(
+    title="MaintenanceSwitch",
+    required=("enabled",),
+    properties={
+        "enabled": Boolean(),
+        "methods": Array(
+            items=Text(max_length=100, not_blank=True),
+            max_items=1000,
+            default=[],
+            description="methods to put in maintenance; empty: the whole platform",
+        ),
+    },
+)
+
+# -- handlers -------------------------------------------------------------------
 
 
 def app_json(app: AppRecord, *, with_secret: bool = False) -> dict[str, Any]:
     """The app as the admin API shows it: ids, status and every setting."""
-    body: dict[str, Any] = {"app_id": app.id, "api_key": app.api_key}
+    body: dict[str, Any] = {"app_id": app.id, "api_key": app.api_key, "owner_id": app.owner_id}
     body.update(app.settings.to_json())
     body["status"] = app.status
     body["created_at"] = app.created_at.isoformat()
@@ -56,99 +236,71 @@ def user_json(user: UserRecord) -> dict[str, Any]:
     }
 
 
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(payload), status, {"X-Error-Code": "0"}, media_type="application/json"
-    )
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(Code.INVALID_PARAMETER, f"body larger than {MAX_BODY} bytes")
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise ApiError(Code.INVALID_PARAMETER, "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(Code.INVALID_PARAMETER, "the body must be a JSON object")
-    return data
-
-
-def _int_path(request: Request, name: str, code: Code) -> int:
-    raw = request.path_params[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiError(code, f"{name} {raw!r} is not a number")
-    return int(raw)
-
-
-async def _app_or_900(services: Services, request: Request) -> AppRecord:
-    app_id = _int_path(request, "app_id", Code.NO_SUCH_APPLICATION)
-    app = await services.database.apps.get(app_id)
+async def _app_or_900(call: AdminCall) -> AppRecord:
+    app_id = call.path["app_id"]
+    app = await call.services.database.apps.get(app_id)
     if app is None or app.status == "deleted":
-        raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app_id}")
+        raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app_id}", field="app_id")
     return app
 
 
-async def create_app_(request: Request, services: Services) -> Response:
-    settings = AppSettings.from_mapping(await _body(request))
-    app = await services.database.apps.create(settings)
-    return _json(app_json(app, with_secret=True), 201)
+async def list_apps(call: AdminCall) -> Answer:
+    limit = call.query["limit"]
+    apps = await call.services.database.apps.page(
+        after=call.query["after"], limit=limit, owner_id=call.query.get("owner_id")
+    )
+    next_after = apps[-1].id if len(apps) == limit else None
+    return Answer(200, {"items": [app_json(app) for app in apps], "next_after": next_after})
 
 
-async def get_app(request: Request, services: Services) -> Response:
-    return _json(app_json(await _app_or_900(services, request)))
+async def create_app(call: AdminCall) -> Answer:
+    app = await call.services.database.apps.create(AppSettings.from_mapping(call.body))
+    return Answer(201, app_json(app, with_secret=True))
 
 
-async def patch_app(request: Request, services: Services) -> Response:
-    app = await _app_or_900(services, request)
-    patch = await _body(request)
+async def get_app(call: AdminCall) -> Answer:
+    return Answer(200, app_json(await _app_or_900(call)))
+
+
+async def patch_app(call: AdminCall) -> Answer:
+    app = await _app_or_900(call)
     try:
-        updated = await services.database.apps.update(app.id, patch)
+        updated = await call.services.database.apps.update(app.id, call.body)
     except NotFoundError:
         raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app.id}") from None
-    return _json(app_json(updated))
+    return Answer(200, app_json(updated))
 
 
-async def rotate_secret(request: Request, services: Services) -> Response:
-    app = await _app_or_900(services, request)
-    secret = await services.database.apps.rotate_secret(app.id)
-    return _json({"app_id": app.id, "secret": secret})
-
-
-async def delete_app(request: Request, services: Services) -> Response:
-    app = await _app_or_900(services, request)
-    await services.database.apps.delete(app.id)
-    await services.database.call_stats.delete_app(app.id)
-    return Response(status_code=204, headers={"X-Error-Code": "0"})
-
-
-_USER_CREATE_FIELDS = {"username", "password", "email", "mobile", "profile_visibility"}
-
-
-def _user_fields(body: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError(Code.INVALID_PARAMETER, f"unknown field(s): {', '.join(unknown)}")
-    visibility = body.get("profile_visibility", "public")
-    if visibility not in ("public", "private"):
-        raise ApiError(Code.INVALID_PARAMETER, "profile_visibility must be public or private")
-    for key, value in body.items():
-        if key == "disabled":
-            if not isinstance(value, bool):
-                raise ApiError(Code.INVALID_PARAMETER, "disabled must be true or false")
-        elif value is not None and not isinstance(value, str):
-            raise ApiError(Code.INVALID_PARAMETER, f"{key} must be a string")
-    return dict(body)
-
-
-async def create_user(request: Request, services: Services) -> Response:
-    body = _user_fields(await _body(request), _USER_CREATE_FIELDS)
-    for required in ("username", "password"):
-        if not body.get(required):
-            raise ApiError(Code.INVALID_PARAMETER, f"{required} is required")
+async def rotate_secret(call: AdminCall) -> Answer:
+    app = await _app_or_900(call)
     try:
-        user = await services.database.users.create(
+        secret = await call.services.database.apps.rotate_secret(app.id)
+    except NotFoundError:
+        raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app.id}") from None
+    return Answer(200, {"app_id": app.id, "secret": secret})
+
+
+async def delete_app(call: AdminCall) -> Answer:
+    app = await _app_or_900(call)
+    try:
+        await call.services.database.apps.delete(app.id)
+    except NotFoundError:
+        raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app.id}") from None
+    await call.services.database.call_stats.delete_app(app.id)
+    return Answer(204)
+
+
+async def list_users(call: AdminCall) -> Answer:
+    limit = call.query["limit"]
+    users = await call.services.database.users.page(after=call.query["after"], limit=limit)
+    next_after = users[-1].uid if len(users) == limit else None
+    return Answer(200, {"items": [user_json(user) for user in users], "next_after": next_after})
+
+
+async def create_user(call: AdminCall) -> Answer:
+    body = call.body
+    try:
+        user = await call.services.database.users.create(
             username=body["username"],
             password=body["password"],
             email=body.get("email"),
@@ -156,131 +308,202 @@ async def create_user(request: Request, services: Services) -> Response:
             private=body.get("profile_visibility") == "private",
         )
     except DuplicateError as exc:
-        raise ApiError(Code.OBJECT_EXISTS, str(exc)) from None
-    return _json(user_json(user), 201)
+        raise ApiError(Code.OBJECT_EXISTS, str(exc), field="username") from None
+    return Answer(201, user_json(user))
 
 
-_USER_PATCH_FIELDS = {
-    "disabled",
-    "profile_visibility",
-    "email",
-    "mobile",
-    "display_name",
-    "avatar_url",
-    "locale",
-    "password",
-}
+async def get_user(call: AdminCall) -> Answer:
+    uid = call.path["uid"]
+    user = await call.services.database.users.get(uid)
+    if user is None:
+        raise ApiError(Code.INVALID_USER_ID, f"no user with uid {uid}", field="uid")
+    return Answer(200, user_json(user))
 
 
-async def patch_user(request: Request, services: Services) -> Response:
-    uid = _int_path(request, "uid", Code.INVALID_USER_ID)
-    patch = _user_fields(await _body(request), _USER_PATCH_FIELDS)
+async def patch_user(call: AdminCall) -> Answer:
+    uid = call.path["uid"]
     try:
-        user = await services.database.users.update(uid, patch)
+        user = await call.services.database.users.update(uid, call.body)
     except NotFoundError:
-        raise ApiError(Code.INVALID_USER_ID, f"no user with uid {uid}") from None
-    return _json(user_json(user))
+        raise ApiError(Code.INVALID_USER_ID, f"no user with uid {uid}", field="uid") from None
+    return Answer(200, user_json(user))
 
 
-async def put_maintenance(request: Request, services: Services) -> Response:
-    body = await _body(request)
-    enabled = body.get("enabled")
-    methods = body.get("methods", [])
-    if not isinstance(enabled, bool):
-        raise ApiError(Code.INVALID_PARAMETER, "enabled must be true or false")
-    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-        raise ApiError(Code.INVALID_PARAMETER, "methods must be a list of method names")
-    state = await set_maintenance(services, enabled=enabled, methods=methods)
-    return _json({"enabled": state.enabled, "methods": sorted(state.methods)})
+async def get_maintenance(call: AdminCall) -> Answer:
+    state = await maintenance_switch(call.services).current()
+    return Answer(200, {"enabled": state.enabled, "methods": sorted(state.methods)})
 
 
-STATS_DEFAULT_WINDOW_S = 3600
+async def put_maintenance(call: AdminCall) -> Answer:
+    state = await set_maintenance(
+        call.services, enabled=call.body["enabled"], methods=call.body.get("methods", [])
+    )
+    return Answer(200, {"enabled": state.enabled, "methods": sorted(state.methods)})
 
 
-def _int_query(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise ApiError(Code.INVALID_PARAMETER, f"{name} {raw[:40]!r} is not a number")
-    return int(raw)
+def _latency_json(histogram: LatencyHistogram) -> dict[str, object]:
+    return {
+        "calls": histogram.calls,
+        "p50_ms": histogram.percentile_ms(0.50),
+        "p95_ms": histogram.percentile_ms(0.95),
+        "p99_ms": histogram.percentile_ms(0.99),
+        "buckets": list(histogram.counts),
+    }
 
 
-async def get_stats(request: Request, services: Services) -> Response:
-    """``GET /admin/api/stats?app_id=…[&since=…][&until=…]`` (PROTOCOL §5):
-    the app's calls per minute, method and error code, for the minutes that
-    overlap ``since``..``until`` (unix seconds; default the last 60 minutes).
-    This process's counts not yet written are written first."""
-    app_id = _int_query(request, "app_id")
-    if app_id is None:
-        raise ApiError(Code.INVALID_PARAMETER, "app_id is required")
-    until = _int_query(request, "until")
-    since = _int_query(request, "since")
+async def get_stats(call: AdminCall) -> Answer:
+    """The app's calls per minute, method and error code, and latency per
+    minute and method, for the minutes that overlap ``since``..``until``
+    (default: the last 60 minutes). This process's counts not yet written
+    are written first."""
+    until = call.query.get("until")
     if until is None:
         until = int(time.time())
+    since = call.query.get("since")
     if since is None:
         since = until // 60 * 60 - STATS_DEFAULT_WINDOW_S + 60
     if since > until:
-        raise ApiError(Code.INVALID_PARAMETER, "since must not be after until")
-    app = await services.database.apps.get(app_id)
-    if app is None or app.status == "deleted":
-        raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app_id}")
-    await call_counter(services).flush()
-    stats = await services.database.call_stats.in_range(app.id, since // 60 * 60, until)
-    minutes = [
-        {
-            "minute": stat.minute,
-            "method": stat.method,
-            "error_code": stat.error_code,
-            "calls": stat.calls,
-            "avg_latency_ms": stat.avg_latency_ms,
-        }
-        for stat in stats
-    ]
-    return _json({"app_id": app.id, "minutes": minutes})
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-def _endpoint(services: Services, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        lang = negotiate_lang(
-            request.query_params.get("lang"), request.headers.get("accept-language")
+        raise ApiError(Code.INVALID_PARAMETER, "since must not be after until", field="since")
+    if until - since > STATS_MAX_WINDOW_S:
+        raise ApiError(
+            Code.INVALID_PARAMETER,
+            f"since..until must span at most {STATS_MAX_WINDOW_S} s (31 days)",
+            field="since",
         )
-        try:
-            token = _bearer(request)
-            if token is None or not await services.database.admin_tokens.verify(token):
-                raise ApiError(Code.INVALID_ACCESS_TOKEN, "a valid admin token is required")
-            return await handler(request, services)
-        except ApiError as error:
-            return api_error_response(
-                error,
-                lang=lang,
-                fmt="json",
-                request_id=str(request.scope.get("state", {}).get("request_id", "")),
-            )
+    app_id = call.query["app_id"]
+    app = await call.services.database.apps.get(app_id)
+    if app is None or app.status == "deleted":
+        raise ApiError(Code.NO_SUCH_APPLICATION, f"no app with app_id {app_id}", field="app_id")
+    await call_counter(call.services).flush()
+    stats = call.services.database.call_stats
+    first = since // 60 * 60
+    counts = await stats.in_range(app.id, first, until)
+    latency = await stats.latency_in_range(app.id, first, until)
+    return Answer(
+        200,
+        {
+            "app_id": app.id,
+            "since": first,
+            "until": until,
+            "minutes": [
+                {
+                    "minute": stat.minute,
+                    "method": stat.method,
+                    "error_code": stat.error_code,
+                    "calls": stat.calls,
+                    "avg_latency_ms": stat.avg_latency_ms,
+                }
+                for stat in counts
+            ],
+            "latency_bounds_ms": [bound / 1000 for bound in LATENCY_BOUNDS_US],
+            "latency": [
+                {"minute": item.minute, "method": item.method, **_latency_json(item.histogram)}
+                for item in latency
+            ],
+        },
+    )
 
-    return endpoint
+
+# -- the table --------------------------------------------------------------------
+
+_APP_ID = {"app_id": PathParam(Code.NO_SUCH_APPLICATION, "the app_id of an app (900 if none)")}
+_UID = {"uid": PathParam(Code.INVALID_USER_ID, "a user's uid (108 if none)")}
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET", "/admin/api/apps", "listApps", "List apps", list_apps,
+        answers={200: APP_PAGE}, query=APPS_QUERY, tag="apps",
+        description="Apps by app_id, a page at a time; deleted apps are not listed.",
+    ),
+    Operation(
+        "POST", "/admin/api/apps", "createApp", "Register an app", create_app,
+        answers={201: NEW_APP}, body=SETTINGS, errors=(Code.INVALID_IP,), tag="apps",
+        description="Settings left out get their defaults. The answer holds the secret.",
+    ),
+    Operation(
+        "GET", "/admin/api/apps/{app_id}", "getApp", "Show an app", get_app,
+        answers={200: APP}, path_params=_APP_ID, errors=(Code.NO_SUCH_APPLICATION,),
+        tag="apps", description="Every setting; the secret is not shown.",
+    ),
+    Operation(
+        "PATCH", "/admin/api/apps/{app_id}", "updateApp", "Change settings", patch_app,
+        answers={200: APP}, path_params=_APP_ID, body=SETTINGS_PATCH,
+        errors=(Code.INVALID_IP, Code.NO_SUCH_APPLICATION), tag="apps",
+        description="Any subset of the settings; the gateway sees the change at once.",
+    ),
+    Operation(
+        "DELETE", "/admin/api/apps/{app_id}", "deleteApp", "Delete an app", delete_app,
+        answers={204: None}, path_params=_APP_ID, errors=(Code.NO_SUCH_APPLICATION,),
+        tag="apps",
+        description="Its api_key then gets 900, its tokens 110; its statistics are deleted.",
+    ),
+    Operation(
+        "POST", "/admin/api/apps/{app_id}/rotate-secret", "rotateSecret", "Rotate the secret",
+        rotate_secret, answers={200: SECRET}, path_params=_APP_ID,
+        errors=(Code.NO_SUCH_APPLICATION,), tag="apps",
+        description="A new secret; the old one stops working at once.",
+    ),
+    Operation(
+        "GET", "/admin/api/users", "listUsers", "List users", list_users,
+        answers={200: USER_PAGE}, query=USERS_QUERY, tag="users",
+        description="Users (end users and developers alike) by uid, a page at a time.",
+    ),
+    Operation(
+        "POST", "/admin/api/users", "createUser", "Create a user", create_user,
+        answers={201: USER}, body=NEW_USER, errors=(Code.OBJECT_EXISTS,), tag="users",
+        description="804 when the username is taken.",
+    ),
+    Operation(
+        "GET", "/admin/api/users/{uid}", "getUser", "Show a user", get_user,
+        answers={200: USER}, path_params=_UID, errors=(Code.INVALID_USER_ID,), tag="users",
+    ),
+    Operation(
+        "PATCH", "/admin/api/users/{uid}", "updateUser", "Change a user", patch_user,
+        answers={200: USER}, path_params=_UID, body=USER_PATCH,
+        errors=(Code.INVALID_USER_ID,), tag="users",
+        description="Disabling takes effect at once everywhere: every access token, session "
+        "key, refresh token and unredeemed code of the user is revoked for good, and sign-in "
+        "is refused. A password change ends the user's browser sessions.",
+    ),
+    Operation(
+        "GET", "/admin/api/maintenance", "getMaintenance", "Maintenance state",
+        get_maintenance, answers={200: MAINTENANCE}, tag="platform",
+    ),
+    Operation(
+        "PUT", "/admin/api/maintenance", "setMaintenance", "Switch maintenance",
+        put_maintenance, answers={200: MAINTENANCE}, body=MAINTENANCE_BODY, tag="platform",
+        description="Calls of the listed methods (empty: every method) answer 2 until "
+        "switched off; every process of the platform follows.",
+    ),
+    Operation(
+        "GET", "/admin/api/stats", "getStats", "Usage statistics", get_stats,
+        answers={200: STATS}, query=STATS_QUERY, errors=(Code.NO_SUCH_APPLICATION,),
+        tag="platform",
+        description="Calls per minute, method and error code, and latency (p50/p95/p99 "
+        "from a fixed-bucket histogram) per minute and method, added up over every server "
+        "process; at most 31 days at a time. Minutes older than "
+        "OPENPLATFORM_STATS_RETENTION_DAYS are deleted.",
+    ),
+)  # fmt: skip
+
+
+async def openapi_json(request: Request) -> Response:
+    """``GET /admin/api/openapi.json``: the document of :data:`OPERATIONS`."""
+    from openplatform.admin.openapi import openapi_document
+
+    services: Services = request.app.state.services
+    body = orjson.dumps(openapi_document(OPERATIONS, services.issuer))
+    headers = {"Cache-Control": "public, max-age=300", "X-Error-Code": "0"}
+    return Response(body, 200, headers, media_type="application/json")
 
 
 def admin_routes(services: Services) -> list[BaseRoute]:
-    def route(path: str, handler: Handler, method: str) -> Route:
-        return Route(path, _endpoint(services, handler), methods=[method])
-
-    return [
-        route("/admin/api/apps", create_app_, "POST"),
-        route("/admin/api/apps/{app_id}", get_app, "GET"),
-        route("/admin/api/apps/{app_id}", patch_app, "PATCH"),
-        route("/admin/api/apps/{app_id}", delete_app, "DELETE"),
-        route("/admin/api/apps/{app_id}/rotate-secret", rotate_secret, "POST"),
-        route("/admin/api/users", create_user, "POST"),
-        route("/admin/api/users/{uid}", patch_user, "PATCH"),
-        route("/admin/api/maintenance", put_maintenance, "PUT"),
-        route("/admin/api/stats", get_stats, "GET"),
-    ]
+    """One route per path, dispatching on the HTTP method to its operation."""
+    by_path: dict[str, dict[str, Operation]] = {}
+    for operation in OPERATIONS:
+        by_path.setdefault(operation.path, {})[operation.method] = operation
+    routes: list[BaseRoute] = [Route(OPENAPI_PATH, openapi_json, methods=["GET"])]
+    for path, operations in by_path.items():
+        for method, operation in operations.items():
+            routes.append(Route(path, operation_endpoint(services, operation), methods=[method]))
+    return routes

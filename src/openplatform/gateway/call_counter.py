@@ -1,13 +1,15 @@
-"""Calls per app, minute, method and error code (PROTOCOL §5, ``GET
-/admin/api/stats``), counted in memory on the hot path and written out now
-and then.
+"""Calls per app, minute, method and error code, with a latency histogram
+(PROTOCOL §5, ``GET /admin/api/stats``, the console's usage charts), counted
+in memory on the hot path and written out now and then.
 
-:meth:`CallCounter.record` is a dict update: no I/O per call. A background
-task (started in the application's lifespan) adds the counts to the database
-every :data:`FLUSH_INTERVAL_S` seconds and once more at shutdown, as one
-upsert that sums (:mod:`openplatform.storage.call_stats`), so every process on
-every host adds up exactly. A flush that fails keeps its counts for the next
-one. Minutes are UTC epoch seconds rounded down to a multiple of 60.
+:meth:`CallCounter.record` is a dict update and a bisection: no I/O per call.
+A background task (started in the application's lifespan) adds the counts to
+the database every :data:`FLUSH_INTERVAL_S` seconds and once more at
+shutdown, as upserts that sum (:mod:`openplatform.storage.call_stats`), so
+every process on every host adds up exactly. A flush that fails keeps its
+counts for the next one. Minutes are UTC epoch seconds rounded down to a
+multiple of 60. The same task deletes minutes older than the retention
+(``OPENPLATFORM_STATS_RETENTION_DAYS``) every :data:`EXPIRE_INTERVAL_S`.
 """
 
 from __future__ import annotations
@@ -16,24 +18,35 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
-from openplatform.storage.call_stats import CallStat, CallStatsRepository
+from openplatform.storage.call_stats import (
+    BUCKETS,
+    LATENCY_BOUNDS_US,
+    CallStat,
+    CallStatsRepository,
+    LatencyHistogram,
+    MinuteLatency,
+)
 
 if TYPE_CHECKING:
     from openplatform.services import Services
     from openplatform.storage.database import Database
 
-__all__ = ["FLUSH_INTERVAL_S", "CallCounter", "call_counter"]
+__all__ = ["EXPIRE_INTERVAL_S", "FLUSH_INTERVAL_S", "CallCounter", "call_counter"]
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 5.0
+EXPIRE_INTERVAL_S = 3600.0
 
-# (app_id, minute, method, error_code) -> [calls, total latency in µs]
+# (app_id, minute, method, error_code) ->
+#     [calls, total latency in µs, calls in latency bucket 0, bucket 1, …]
 _Key = tuple[int, int, str, int]
+_ENTRY = 2 + BUCKETS
 
 
 class CallCounter:
@@ -45,10 +58,14 @@ class CallCounter:
         *,
         clock: Callable[[], float] = time.time,
         interval_s: float = FLUSH_INTERVAL_S,
+        retention_days: int = 0,
     ) -> None:
+        """``retention_days``: minutes older than that are deleted (0: never)."""
         self._repository = repository
         self._clock = clock
         self._interval_s = interval_s
+        self._retention_days = retention_days
+        self._next_expiry = 0.0
         self._pending: dict[_Key, list[int]] = {}
         # One flush at a time: a caller that flushes before reading (the stats
         # endpoint) then also waits for the background flush in progress.
@@ -66,10 +83,10 @@ class CallCounter:
         latency_us = int(latency_s * 1_000_000)
         entry = self._pending.get(key)
         if entry is None:
-            self._pending[key] = [1, latency_us]
-        else:
-            entry[0] += 1
-            entry[1] += latency_us
+            entry = self._pending[key] = [0] * _ENTRY
+        entry[0] += 1
+        entry[1] += latency_us
+        entry[2 + bisect_left(LATENCY_BOUNDS_US, latency_us)] += 1
 
     async def flush(self) -> int:
         """Write the pending counts (one transaction); returns the rows written.
@@ -80,23 +97,40 @@ class CallCounter:
                 return 0
             pending, self._pending = self._pending, {}
             stats = [
-                CallStat(app_id, minute, method, code, calls, latency)
-                for (app_id, minute, method, code), (calls, latency) in pending.items()
+                CallStat(app_id, minute, method, code, entry[0], entry[1])
+                for (app_id, minute, method, code), entry in pending.items()
+            ]
+            histograms: dict[tuple[int, int, str], list[int]] = {}
+            for (app_id, minute, method, _code), entry in pending.items():
+                counts = histograms.setdefault((app_id, minute, method), [0] * BUCKETS)
+                for i in range(BUCKETS):
+                    counts[i] += entry[2 + i]
+            latency = [
+                MinuteLatency(app_id, minute, method, LatencyHistogram(tuple(counts)))
+                for (app_id, minute, method), counts in histograms.items()
             ]
             try:
-                return await self._repository.add(stats)
+                return await self._repository.add(stats, latency)
             except BaseException:
                 self._restore(pending)
                 raise
 
     def _restore(self, pending: dict[_Key, list[int]]) -> None:
-        for key, (calls, latency) in pending.items():
+        for key, counts in pending.items():
             entry = self._pending.get(key)
             if entry is None:
-                self._pending[key] = [calls, latency]
+                self._pending[key] = counts
             else:
-                entry[0] += calls
-                entry[1] += latency
+                for i, count in enumerate(counts):
+                    entry[i] += count
+
+    async def expire(self) -> int:
+        """Delete the minutes older than the retention (none when it is 0);
+        returns the count rows deleted."""
+        if not self._retention_days:
+            return 0
+        cutoff = int(self._clock()) // 60 * 60 - self._retention_days * 86_400
+        return await self._repository.expire(cutoff)
 
     def start(self) -> None:
         """Flush every ``interval_s`` seconds in a background task."""
@@ -128,6 +162,12 @@ class CallCounter:
                     self.pending_calls,
                     exc,
                 )
+            if time.monotonic() >= self._next_expiry:
+                self._next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
+                try:
+                    await self.expire()
+                except Exception as exc:
+                    log.warning("could not delete expired API call counts: %s", exc)
 
 
 _COUNTERS: WeakKeyDictionary[Database, CallCounter] = WeakKeyDictionary()
@@ -137,6 +177,9 @@ def call_counter(services: Services) -> CallCounter:
     """The process's counter for the services' database (made on first use)."""
     counter = _COUNTERS.get(services.database)
     if counter is None:
-        counter = CallCounter(services.database.call_stats)
+        counter = CallCounter(
+            services.database.call_stats,
+            retention_days=services.settings.stats_retention_days,
+        )
         _COUNTERS[services.database] = counter
     return counter

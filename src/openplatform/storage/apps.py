@@ -498,6 +498,19 @@ class AppRepository:
             rows = (await session.scalars(query)).all()
         return [self._record(row) for row in rows]
 
+    async def page(
+        self, *, after: int = 0, limit: int = 50, owner_id: int | None = None
+    ) -> builtins.list[AppRecord]:
+        """Up to ``limit`` apps with ids above ``after``, by id (keyset
+        pagination: the last id is the next page's ``after``); deleted ones
+        never; an owner's only, when given."""
+        query = select(App).where(App.id > after, App.status != "deleted")
+        if owner_id is not None:
+            query = query.where(App.owner_id == owner_id)
+        async with self._sessions.read() as session:
+            rows = (await session.scalars(query.order_by(App.id).limit(limit))).all()
+        return [self._record(row) for row in rows]
+
     async def update(self, app_id: int, patch: Mapping[str, object]) -> AppRecord:
         """Apply a partial settings object (validated as by
         :meth:`AppSettings.from_mapping`). Raises ``NotFoundError`` for an

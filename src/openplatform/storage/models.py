@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AccessToken",
     "AdminToken",
+    "ApiCallLatency",
     "ApiCallStat",
     "App",
     "AuthorizationCode",
@@ -278,7 +279,7 @@ class ApiCallStat(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
-    minute: Mapped[int] = mapped_column(BigInteger)  # epoch seconds, a multiple of 60
+    minute: Mapped[int] = mapped_column(BigInteger, index=True)  # epoch s, a multiple of 60
     method: Mapped[str] = mapped_column(String(100))
     error_code: Mapped[int] = mapped_column(Integer)
     calls: Mapped[int] = mapped_column(BigInteger)
@@ -430,3 +431,20 @@ class DataAssociation(Base):
     data: Mapped[str] = mapped_column(Text)
     assoc_time: Mapped[int] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(Integer)
+
+
+class ApiCallLatency(Base):
+    """How many calls of one app to one method in one minute took a latency in
+    ``bucket`` (an index into ``storage.call_stats.LATENCY_BOUNDS_US``): a
+    fixed-bucket histogram that processes merge by adding counts, from which
+    p50/p95/p99 are computed."""
+
+    __tablename__ = "api_call_latency"
+    __table_args__ = (UniqueConstraint("app_id", "minute", "method", "bucket"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    minute: Mapped[int] = mapped_column(BigInteger, index=True)  # epoch s, a multiple of 60
+    method: Mapped[str] = mapped_column(String(100))
+    bucket: Mapped[int] = mapped_column(Integer)
+    calls: Mapped[int] = mapped_column(BigInteger)

@@ -296,6 +296,14 @@ class UserRepository:
         rows = await self._sessions.all(_GET_USERS, {"uids": wanted})
         return {row[0]: _record_of_row(row) for row in rows}
 
+    async def page(self, *, after: int = 0, limit: int = 50) -> list[UserRecord]:
+        """Up to ``limit`` users with uids above ``after``, by uid (keyset
+        pagination: the last uid is the next page's ``after``)."""
+        query = select(*_USER_COLUMNS).where(User.id > after).order_by(User.id).limit(limit)
+        async with self._sessions.read() as session:
+            rows = (await session.execute(query)).all()
+        return [_record_of_row(row) for row in rows]
+
     async def get_by_username(self, username: str) -> UserRecord | None:
         async with self._sessions.read() as session:
             row = await session.scalar(select(User).where(User.username == username))
