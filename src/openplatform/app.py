@@ -39,6 +39,7 @@ _ROUTE_GROUPS = (
     ("/admin/", "admin"),
     ("/console", "console"),
     ("/account", "account"),
+    ("/docs/", "docs"),
     ("/api/", "public"),
 )
 
@@ -238,13 +239,15 @@ def build_services(settings: Settings, issuer: str | None = None) -> Services:
 
 
 def _feature_routes(services: Services) -> list[BaseRoute]:
-    """Routes of the platform's parts but the gateway (OAuth, admin)."""
+    """Routes of the platform's parts but the gateway (OAuth, admin, pages)."""
     from openplatform.admin.api import admin_routes
     from openplatform.oauth.web import oauth_routes
+    from openplatform.web import web_routes
 
     routes: list[BaseRoute] = [
         *oauth_routes(services),
         *admin_routes(services),
+        *web_routes(services),
     ]
     if services.settings.demo:
         from openplatform.demo import demo_callback

@@ -32,6 +32,7 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         name="application.getPublicInfo",
         handler=get_public_info,
+        errors=(Code.NO_SUCH_APPLICATION,),
         params=(
             Param("application_id", ParamType.INT, min_value=1, max_length=20),
             Param("application_api_key", max_length=64),

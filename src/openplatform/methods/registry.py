@@ -253,6 +253,8 @@ class MethodSpec:
     ``scope``: what a *user* credential (access token or session key) must
     carry to call it (6 otherwise); app-only calls act on the app's own data
     and are not subject to it. ``needs_user``: app-only calls get 6.
+    ``errors``: the codes the method itself may answer (its parameters'
+    codes and 6 are known from the rest of the declaration).
     """
 
     name: str
@@ -262,6 +264,7 @@ class MethodSpec:
     needs_user: bool = False
     batchable: bool = True
     description: str = ""
+    errors: tuple[Code, ...] = ()
     _by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -296,6 +299,15 @@ class MethodSpec:
             values[param.name] = param.parse(text)
         return Arguments(values)
 
+    def error_codes(self) -> tuple[Code, ...]:
+        """Every code this method may answer at check 14, sorted."""
+        codes = {param.invalid_code for param in self.params} | set(self.errors)
+        if self.params:
+            codes.add(Code.INVALID_PARAMETER)
+        if self.scope is not None or self.needs_user:
+            codes.add(Code.NO_PERMISSION_USER_DATA)
+        return tuple(sorted(codes))
+
     def describe(self) -> dict[str, object]:
         return {
             "name": self.name,
@@ -304,6 +316,7 @@ class MethodSpec:
             "scope": self.scope,
             "needs_user": self.needs_user,
             "batchable": self.batchable,
+            "errors": [int(code) for code in self.error_codes()],
         }
 
 

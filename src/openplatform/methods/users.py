@@ -113,6 +113,13 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         name="users.getInfo",
         handler=get_info,
+        errors=(
+            Code.INVALID_USER_ID,
+            Code.INVALID_USER_FIELD,
+            Code.USER_NOT_VISIBLE,
+            Code.UNSUPPORTED_PERMISSION,
+            Code.NO_PERMISSION_EMAIL,
+        ),
         params=(
             Param(
                 "uids",
@@ -149,6 +156,7 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         name="users.isAppUser",
         handler=is_app_user,
+        errors=(Code.INVALID_USER_ID,),
         params=(_UID,),
         description="Whether a user has authorized the app and not revoked it.",
     ),
