@@ -11,18 +11,15 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from openplatform.oauth.browser_session import SESSION_COOKIE
-from tests.services import service_unavailable
 from tests.test_demo import Served
 
-CHROMIUM = Path("/usr/bin/chromium")
 PHONE: ViewportSize = {"width": 390, "height": 844}
 APP_NAME = "Demo app"
 
@@ -105,20 +102,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         code_verifier=_found(r"code_verifier=(\S+)", out).group(1),
     )
     served.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        service_unavailable("Chromium", f"no chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            headless=True,
-        )
-        yield chromium
-        chromium.close()
 
 
 def _phone(browser: Browser, accept_language: str) -> BrowserContext:
