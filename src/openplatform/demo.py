@@ -51,6 +51,17 @@ async def ensure_demo(settings: Settings, issuer: str) -> str:
         saved: dict[str, object] = {}
         if path.exists():
             saved = json.loads(path.read_text())
+        user = await database.users.get_by_username(DEMO_USERNAME)
+        password = str(saved.get("password", ""))
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            user = await database.users.create(
+                username=DEMO_USERNAME,
+                password=password,
+                email="demo@example.com",
+                mobile="+8613800000000",
+                display_name="Demo User",
+            )
         app = None
         if isinstance(saved.get("app_id"), int):
             app = await database.apps.get(int(saved["app_id"]))  # type: ignore[call-overload]
@@ -63,18 +74,8 @@ async def ensure_demo(settings: Settings, issuer: str) -> str:
                         "redirect_uris": [f"{issuer}/demo/callback"],
                         "scopes": ["basic", "email", "mobile", "data"],
                     }
-                )
-            )
-        user = await database.users.get_by_username(DEMO_USERNAME)
-        password = str(saved.get("password", ""))
-        if user is None:
-            password = secrets.token_urlsafe(12)
-            user = await database.users.create(
-                username=DEMO_USERNAME,
-                password=password,
-                email="demo@example.com",
-                mobile="+8613800000000",
-                display_name="Demo User",
+                ),
+                owner_id=user.uid,
             )
         grant_id = await database.tokens.create_grant(app.id, user.uid, "basic email", "demo")
         issued = await database.tokens.issue(
@@ -118,7 +119,12 @@ def describe(c: DemoCredentials, issuer: str, challenge: str) -> str:
 Demo app   app_id {c.app_id}
            api_key (client_id)  {c.api_key}
            secret               {c.secret}
-Demo user  {c.username} / {c.password}   (uid {c.uid})
+Demo user  {c.username} / {c.password}   (uid {c.uid})   developer of the demo app
+
+Open in a browser:
+  {issuer}/            the front door
+  {issuer}/console     developer console (sign in as the demo user, or sign up)
+  {issuer}/account     the apps a user allowed, and revoking them
 
 Try it:
   curl {issuer}/healthz

@@ -140,7 +140,7 @@ def _ip_entry(path: str, value: str) -> str:
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise invalid(path, f"{value!r} is not an IP address or CIDR", Code.INVALID_IP) from None
+        raise invalid(path, f"is not an IP address or CIDR: {value!r}", Code.INVALID_IP) from None
     return value
 
 
