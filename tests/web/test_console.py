@@ -117,8 +117,13 @@ def _create_app(page: Page, base: str, name: str, scopes: tuple[str, ...] = ()) 
 
 
 def _shoot(page: Page, name: str) -> None:
+    """The whole page; a long one (a reference) as its first screen too."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    viewport = page.viewport_size
+    assert viewport is not None
+    if page.evaluate("document.documentElement.scrollHeight") > 4 * viewport["height"]:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-top.png"))
 
 
 def _signed_call(site: Site, method: str, **params: str) -> httpx.Response:
@@ -337,6 +342,7 @@ def test_every_page_photographed(browser: Browser, site: Site, device: str, lang
         response = page.goto(site.base + path.format(app_id=site.app_id))
         assert response is not None and response.status == 200, (name, response and response.status)
         expect(page.locator("html")).to_have_attribute("lang", "zh-CN" if lang == "zh" else "en")
+        assert "built-in method" not in page.content(), name  # a text key shadowed
         if device == "phone":
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"], f"{name} is {width} px wide on a phone"

@@ -72,7 +72,13 @@ def _parameters(operation: Operation) -> list[JsonSchema]:
         for name, param in operation.path_params.items()
     ]
     parameters.append(
-        {"name": "lang", "in": "query", "required": False, "schema": LANG.json_schema()}
+        {
+            "name": "lang",
+            "in": "query",
+            "required": False,
+            "description": LANG.description,
+            "schema": LANG.json_schema(),
+        }
     )
     if operation.query is not None:
         for name, shape in operation.query.properties.items():

@@ -90,7 +90,7 @@ _EN: dict[str, str] = {
     "rotate": "Rotate secret",
     "rotate_confirm": "The current secret stops working at once. Rotate?",
     "rotated": "New secret made: the old one no longer works.",
-    "copy": "Copy",
+    "copy_button": "Copy",
     "copied": "Copied",
     "danger": "Delete the app",
     "danger_text": "Its API key stops working at once, and every token people granted it "
@@ -302,7 +302,7 @@ _ZH: dict[str, str] = {
     "rotate": "更换密钥",
     "rotate_confirm": "当前密钥将立即失效。确定更换？",
     "rotated": "已生成新密钥，旧密钥已失效。",
-    "copy": "复制",
+    "copy_button": "复制",
     "copied": "已复制",
     "danger": "删除应用",
     "danger_text": "其 API Key 将立即失效，用户授予它的所有令牌都将被撤销。此操作无法撤回。",
