@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openplatform.errors import CATALOGUE, entry
-from openplatform.gateway.app_cache import invalidate_app
 from openplatform.gateway.call_counter import call_counter
 from openplatform.oauth.scopes import scope_text
 from openplatform.storage.apps import KNOWN_GRANTS, KNOWN_SCOPES, AppRecord, AppSettings
@@ -136,8 +135,8 @@ class Console:
     async def secret(self, request: Request) -> Response:
         """``POST …/secret``: reveal (``action=reveal``) or rotate
         (``action=rotate``) after the password is entered again. Rotation
-        makes the old secret stop working at once (every process's app
-        cache forgets the app)."""
+        makes the old secret stop working at once (the repository publishes
+        the change: every process reads the app afresh on its next call)."""
         page = self.web.page(request)
         user = await page.user()
         if user is None:
@@ -163,7 +162,6 @@ class Console:
                 secret = await self.web.services.database.apps.rotate_secret(app.id)
             except NotFoundError:
                 return await page.not_found()
-            invalidate_app(self.web.services, app.id)
             notice = page.t["rotated"]
         return await page.render(
             "console_app.html", secret=secret, errors={}, notice=notice, **context
@@ -205,7 +203,6 @@ class Console:
             await self.web.services.database.apps.update(app.id, _changes(app.settings, settings))
         except NotFoundError:
             return await page.not_found()
-        invalidate_app(self.web.services, app.id)
         return page.redirect(f"/console/apps/{app.id}/settings?saved=1")
 
     async def delete(self, request: Request) -> Response:
@@ -232,7 +229,6 @@ class Console:
         except NotFoundError:
             return await page.not_found()
         await database.call_stats.delete_app(app.id)
-        invalidate_app(self.web.services, app.id)
         return page.redirect("/console?deleted=1")
 
     # -- usage -------------------------------------------------------------
