@@ -6,9 +6,7 @@ matches the status codes, headers and schemas the document declares."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from collections.abc import Iterator
 
 import httpx
@@ -26,9 +24,14 @@ from schemathesis.checks import (
 )
 
 from openplatform.admin.api import OPERATIONS
-from tests.server_process import OPENPLATFORM, serve_process
+from openplatform.config import Settings
+from openplatform.storage.apps import AppSettings
+from openplatform.storage.database import Database
+from openplatform.storage.migrate import upgrade_async
+from tests.conftest import run_in_thread
+from tests.server_process import serve_process
 
-EXAMPLES = 15
+EXAMPLES = 10
 CHECKS = (
     not_a_server_error,
     status_code_conformance,
@@ -39,12 +42,13 @@ CHECKS = (
 )
 
 
-def _cli(env: dict[str, str], *args: str) -> dict[str, object]:
-    done = subprocess.run(
-        [OPENPLATFORM, *args], env=env, capture_output=True, text=True, check=True, timeout=60
-    )
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+async def _seed(settings: Settings) -> str:
+    """The schema at head, an app, a user; an admin token."""
+    await upgrade_async(settings)
+    async with Database.from_settings(settings) as database:
+        await database.apps.create(AppSettings(name="Seeded"))
+        await database.users.create("seeded", "pw-seeded-1")
+        return await database.admin_tokens.create("schemathesis")
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +58,7 @@ def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     data = tmp_path_factory.mktemp("openapi")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENPLATFORM_")}
     env["OPENPLATFORM_DATA_DIR"] = str(data / "data")
-    subprocess.run([OPENPLATFORM, "db", "upgrade"], env=env, check=True, timeout=60)
-    token = str(_cli(env, "admin-token", "create", "--json")["token"])
-    _cli(env, "apps", "create", "--name", "Seeded", "--json")
-    _cli(env, "users", "create", "--username", "seeded", "--password", "pw-seeded-1", "--json")
+    token = run_in_thread(_seed(Settings.from_env(env)))
     with serve_process(env, data / "serve.log") as base:
         yield base, token
 
@@ -92,7 +93,7 @@ def test_every_answer_follows_the_document(
         derandomize=True,
         database=None,
     )
-    def run(case: schemathesis.Case) -> None:
+    def run(case: schemathesis.Case[schemathesis.APIOperation]) -> None:
         response = case.call(headers={"Authorization": f"Bearer {token}"})
         case.validate_response(response, checks=list(CHECKS))
 

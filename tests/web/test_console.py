@@ -117,13 +117,18 @@ def _create_app(page: Page, base: str, name: str, scopes: tuple[str, ...] = ()) 
 
 
 def _shoot(page: Page, name: str) -> None:
-    """The whole page; a long one (a reference) as its first screen too."""
+    """The whole page; a long one (a reference) as its first two screens only
+    (a full-page picture of it is tens of thousands of pixels: slow to take
+    and no easier to look at)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     viewport = page.viewport_size
     assert viewport is not None
     if page.evaluate("document.documentElement.scrollHeight") > 4 * viewport["height"]:
+        page.set_viewport_size({"width": viewport["width"], "height": 2 * viewport["height"]})
         page.screenshot(path=str(SCREENSHOTS / f"{name}-top.png"))
+        page.set_viewport_size(viewport)
+    else:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def _signed_call(site: Site, method: str, **params: str) -> httpx.Response:
