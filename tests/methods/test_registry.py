@@ -124,3 +124,11 @@ def test_default_registry_describes_the_methods_of_protocol_4() -> None:
 
 def test_xml_root() -> None:
     assert MethodSpec("users.getInfo", _noop).xml_root == "users_getInfo_response"
+
+
+def test_ints_without_declared_bounds_still_fit_64_bits() -> None:
+    """A 19-digit uid past 2**63-1 once reached the database (code 1)."""
+    uid = Param("uid", ParamType.INT, min_value=1, invalid_code=Code.INVALID_USER_ID)
+    assert parsed(uid, str(2**63 - 1)) == 2**63 - 1
+    assert refused(uid, str(2**63)) == refused(uid, "9" * 19) == 108
+    assert refused(Param("n", ParamType.INT), str(-(2**63) - 1)) == 100

@@ -577,6 +577,17 @@ ASSOC_TIME = Param(
 NO_DATA = _flag("no_data", "leave out each association's data")
 
 
+# The store's codes (PROTOCOL §4 "data"), which any data method may answer.
+DATA_STORE_ERRORS = (
+    Code.DATA_STORE_UNKNOWN,
+    Code.INVALID_OPERATION,
+    Code.QUOTA_EXCEEDED,
+    Code.OBJECT_NOT_FOUND,
+    Code.OBJECT_EXISTS,
+    Code.DATABASE_ERROR,
+)
+
+
 def _method(
     name: str,
     handler: Handler,
@@ -592,6 +603,7 @@ def _method(
         needs_user=per_user,
         batchable=True,
         description=description,
+        errors=DATA_STORE_ERRORS,
     )
 
 

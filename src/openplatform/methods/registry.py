@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 _INT = re.compile(r"-?[0-9]{1,19}")
+# Every integer parameter fits a 64-bit database column, bounds declared or not.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Names of data-store types, properties and associations (PROTOCOL §4 "data").
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _TRUE = frozenset({"true", "1"})
@@ -143,6 +145,8 @@ class Param:
         if not _INT.fullmatch(text.strip()):
             raise self._invalid("must be an integer")
         value = int(text)
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise self._invalid("is out of range")
         if self.min_value is not None and value < self.min_value:
             raise self._invalid(f"must be at least {self.min_value}")
         if self.max_value is not None and value > self.max_value:
