@@ -99,6 +99,9 @@ class Text(Shape):
     def check(self, value: object, path: str) -> str:
         if not isinstance(value, str):
             raise invalid(path, "must be a string")
+        if "\x00" in value:
+            # no text column can hold it (PostgreSQL refuses it outright)
+            raise invalid(path, "must not contain NUL characters")
         if self.enum and value not in self.enum:
             shown = repr(value) if len(value) <= 40 else repr(value[:40] + "…")
             raise invalid(path, f"must be one of {', '.join(self.enum)}, got {shown}")

@@ -71,6 +71,8 @@ async def test_duplicate_username(database: Database) -> None:
         ({"sex": 3}, "sex"),
         ({"locale": "english please"}, "locale"),
         ({"avatar_url": "ftp://x"}, "avatar_url"),
+        ({"email": "a\x00@example.com"}, "email"),
+        ({"display_name": "a\x00b"}, "display_name"),
     ],
 )
 async def test_malformed_fields_are_100(
@@ -96,6 +98,13 @@ async def test_password_is_hashed_and_authenticates(database: Database) -> None:
     assert await database.users.authenticate("bob", "correct horse") == user
     assert await database.users.authenticate("bob", "wrong") is None
     assert await database.users.authenticate("nobody", "correct horse") is None
+
+
+async def test_a_username_with_a_nul_is_nobody(database: Database) -> None:
+    """PostgreSQL cannot compare text with a NUL: it once answered code 1."""
+    await database.users.create("bob", "correct horse")
+    assert await database.users.authenticate("bob\x00", "correct horse") is None
+    assert await database.users.get_by_username("bob\x00") is None
 
 
 async def test_disabled_user_cannot_sign_in(database: Database) -> None:

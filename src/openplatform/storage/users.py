@@ -305,6 +305,8 @@ class UserRepository:
         return [_record_of_row(row) for row in rows]
 
     async def get_by_username(self, username: str) -> UserRecord | None:
+        if "\x00" in username:  # no username has one (PostgreSQL cannot even compare it)
+            return None
         async with self._sessions.read() as session:
             row = await session.scalar(select(User).where(User.username == username))
         return None if row is None else _record(row)
@@ -313,8 +315,10 @@ class UserRepository:
         """The user with these credentials, or None for an unknown user, a wrong
         password or a disabled user. Takes one Argon2 verification either way,
         so timing does not tell which usernames exist."""
-        async with self._sessions.read() as session:
-            row = await session.scalar(select(User).where(User.username == username))
+        row = None
+        if "\x00" not in username:  # no username has one (PostgreSQL cannot compare it)
+            async with self._sessions.read() as session:
+                row = await session.scalar(select(User).where(User.username == username))
         if row is None:
             await asyncio.to_thread(verify_dummy, password)
             return None
