@@ -21,6 +21,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.trusted_proxies == ()
     assert settings.issuer is None
     assert settings.db_timeout_s == 5.0
+    assert (settings.header_timeout_s, settings.body_timeout_s) == (10.0, 30.0)
 
 
 def test_every_variable_is_read() -> None:
@@ -35,6 +36,8 @@ def test_every_variable_is_read() -> None:
             "OPENPLATFORM_SECRET_KEY": "k",
             "OPENPLATFORM_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
             "OPENPLATFORM_DB_TIMEOUT_S": "2.5",
+            "OPENPLATFORM_HEADER_TIMEOUT_S": "4",
+            "OPENPLATFORM_BODY_TIMEOUT_S": "12.5",
         }
     )
     assert settings.database_url == "postgresql+asyncpg://u@db:5432/op"
@@ -45,6 +48,7 @@ def test_every_variable_is_read() -> None:
     assert settings.timezone.key == "Asia/Shanghai"
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
     assert settings.db_timeout_s == 2.5
+    assert (settings.header_timeout_s, settings.body_timeout_s) == (4, 12.5)
 
 
 @pytest.mark.parametrize(
@@ -75,6 +79,9 @@ def test_issuer_from_serve_address(host: str, port: int, issuer: str) -> None:
         ("DB_TIMEOUT_S", "soon", "OPENPLATFORM_DB_TIMEOUT_S must be a number of seconds"),
         ("DB_TIMEOUT_S", "0", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
         ("DB_TIMEOUT_S", "-1", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
+        ("HEADER_TIMEOUT_S", "0", "OPENPLATFORM_HEADER_TIMEOUT_S must be more than 0"),
+        ("BODY_TIMEOUT_S", "forever", "OPENPLATFORM_BODY_TIMEOUT_S must be a number of seconds"),
+        ("BODY_TIMEOUT_S", "3601", "OPENPLATFORM_BODY_TIMEOUT_S must be more than 0 and at most"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str, message: str) -> None:

@@ -12,7 +12,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,7 @@ from openplatform.gateway.call_counter import call_counter
 from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
 from openplatform.request_ids import request_id_for
 from openplatform.services import Services
+from openplatform.slow_clients import BodyTimeout, receive_in_time
 from openplatform.storage.errors import DatabaseUnavailable
 
 __all__ = ["RequestContextMiddleware", "app_from_env", "build_services", "create_app"]
@@ -61,14 +62,22 @@ class RequestContextMiddleware:
     (the open API gateway): their requests go straight there, past Starlette's
     routing and exception layers — the hot path pays for none of them."""
 
-    def __init__(self, app: ASGIApp, direct: Sequence[tuple[str, ASGIApp]] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        direct: Sequence[tuple[str, ASGIApp]] = (),
+        body_timeout_s: float | None = None,
+    ) -> None:
         self.app = app
         self._direct = tuple(direct)
+        self._body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._body_timeout_s is not None:
+            receive = receive_in_time(receive, self._body_timeout_s)
         path: str = scope["path"]
         for prefix, target in self._direct:
             if path == prefix or path.startswith(prefix + "/"):
@@ -99,6 +108,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            pass  # gone before its body arrived: nobody is left to answer
+        except BodyTimeout as late:
+            error_code = str(int(Code.INVALID_PARAMETER))
+            if not sent_start:
+                error = ApiError(Code.INVALID_PARAMETER, str(late))
+                await self._error(scope, request_id, error)(scope, receive, send)
         except (DatabaseUnavailable, SharedStateUnavailable) as outage:
             error_code = "2"
             error = internal_failure(Code.SERVICE_UNAVAILABLE, request_id, outage)
@@ -292,7 +308,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(RequestContextMiddleware, direct=[(PREFIX, api)])],
+        middleware=[
+            Middleware(
+                RequestContextMiddleware,
+                direct=[(PREFIX, api)],
+                body_timeout_s=settings.body_timeout_s,
+            )
+        ],
         exception_handlers={HTTPException: _http_exception},
     )
     app.state.services = the_services

@@ -143,7 +143,7 @@ def serve(
         typer.echo(run(ensure_demo(config, issuer)))
     typer.echo(f"openplatform serving on {issuer} ({workers} worker(s), {server})")
     sys.stdout.flush()
-    run_server(server, host, port, workers)
+    run_server(server, host, port, workers, config)
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -161,10 +161,15 @@ def ensure_port_free(host: str, port: int) -> None:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def run_server(server: str, host: str, port: int, workers: int) -> None:
+def run_server(server: str, host: str, port: int, workers: int, config: Settings) -> None:
+    """Serve with Granian or uvicorn, each bounding how long a request's
+    headers may take (``OPENPLATFORM_HEADER_TIMEOUT_S``; the application
+    bounds the body)."""
     target = "openplatform.app:app_from_env"
     if server == "uvicorn":
         import uvicorn
+
+        from openplatform.uvicorn_protocol import HeaderTimeoutH11Protocol
 
         # proxy_headers=False: the app alone decides whom to believe (PROTOCOL
         # §3.3, OPENPLATFORM_TRUSTED_PROXIES); uvicorn's default rewrites the
@@ -177,10 +182,12 @@ def run_server(server: str, host: str, port: int, workers: int) -> None:
             workers=workers,
             access_log=False,
             proxy_headers=False,
+            http=HeaderTimeoutH11Protocol,
         )
         return
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
 
     Granian(
         target,
@@ -190,6 +197,10 @@ def run_server(server: str, host: str, port: int, workers: int) -> None:
         interface=Interfaces.ASGI,
         factory=True,
         log_access=False,
+        # HTTP/1.1 only: in "auto" mode Granian first sniffs for HTTP/2, and a
+        # connection that sends nothing is never timed out while it does.
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=round(config.header_timeout_s * 1000)),
     ).serve()
 
 

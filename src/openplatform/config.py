@@ -10,12 +10,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DEFAULT_DB_TIMEOUT_S", "IPNetwork", "Settings", "SettingsError", "parse_networks"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT_S",
+    "DEFAULT_DB_TIMEOUT_S",
+    "DEFAULT_HEADER_TIMEOUT_S",
+    "IPNetwork",
+    "Settings",
+    "SettingsError",
+    "parse_networks",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PREFIX = "OPENPLATFORM_"
 DEFAULT_DB_TIMEOUT_S = 5.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
 class SettingsError(ValueError):
@@ -97,6 +107,10 @@ class Settings:
     login_ip_window_s: int = 300
     # the longest wait on the database (a connection, a round trip, a lock)
     db_timeout_s: float = DEFAULT_DB_TIMEOUT_S
+    # Slow clients: a request's headers, and then its body, must arrive within
+    # these (the connection is closed, or the request answered 100)
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     # Days of per-minute call statistics kept (PROTOCOL §5 usage); 0 keeps them forever
     stats_retention_days: int = 30
     demo: bool = False  # OPENPLATFORM_DEMO=1: serve the demo app's callback page
@@ -153,6 +167,8 @@ class Settings:
             login_failures_per_ip=_int(env, "LOGIN_FAILURES_PER_IP", 100, minimum=0),
             login_ip_window_s=_int(env, "LOGIN_IP_WINDOW_S", 300),
             db_timeout_s=_seconds(env, "DB_TIMEOUT_S", DEFAULT_DB_TIMEOUT_S),
+            header_timeout_s=_seconds(env, "HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S),
+            body_timeout_s=_seconds(env, "BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S),
             stats_retention_days=_int(env, "STATS_RETENTION_DAYS", 30, minimum=0),
             demo=env.get(PREFIX + "DEMO", "") not in ("", "0"),
         )

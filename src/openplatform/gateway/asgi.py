@@ -21,6 +21,7 @@ from openplatform.gateway.form import MAX_BODY_BYTES, FormParams, parse_urlencod
 from openplatform.gateway.pipeline import Gateway, IncomingCall
 from openplatform.metrics import observe
 from openplatform.request_ids import request_id_for
+from openplatform.slow_clients import BodyTimeout
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,8 @@ class GatewayApp:
             return ApiError(
                 Code.INVALID_PARAMETER, f"the body is larger than {MAX_BODY_BYTES} bytes"
             )
+        except BodyTimeout as late:
+            return ApiError(Code.INVALID_PARAMETER, str(late))
         if body:
             content_type = headers.get(b"content-type")
             if content_type is not None:

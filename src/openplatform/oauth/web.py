@@ -52,6 +52,7 @@ from openplatform.oauth.scopes import scope_text
 from openplatform.oauth.sql_storage import SqlOAuthStorage
 from openplatform.oauth.storage import AuthenticatedUser, CodeRequest, OAuthStorage
 from openplatform.services import Services
+from openplatform.slow_clients import BodyTimeout
 
 __all__ = ["OAuthWeb", "oauth_routes"]
 
@@ -82,11 +83,14 @@ async def _read_body(request: Request) -> bytes:
         raise OAuthError(Code.INVALID_REQUEST, "request body too large", redirectable=False)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise OAuthError(Code.INVALID_REQUEST, "request body too large", redirectable=False)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise OAuthError(Code.INVALID_REQUEST, "request body too large", redirectable=False)
+            chunks.append(chunk)
+    except BodyTimeout as late:
+        raise OAuthError(Code.INVALID_REQUEST, str(late), redirectable=False) from None
     return b"".join(chunks)
 
 
