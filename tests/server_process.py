@@ -28,6 +28,15 @@ def free_port() -> int:
 def serve_process(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
     """Start ``openplatform serve --port <free> *args`` with ``env``; yield its
     base URL once ``/healthz`` answers; stop it (SIGTERM, then SIGKILL)."""
+    with serve_process_handle(env, log, *args) as (base_url, _server):
+        yield base_url
+
+
+@contextmanager
+def serve_process_handle(
+    env: dict[str, str], log: Path, *args: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`serve_process`, yielding the process too."""
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -48,7 +57,7 @@ def serve_process(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        yield base_url
+        yield base_url, server
     finally:
         server.terminate()
         try:
@@ -56,3 +65,21 @@ def serve_process(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """The resident memory of a process and all its descendants (Linux)."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # gone meanwhile
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total

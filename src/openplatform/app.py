@@ -26,7 +26,7 @@ from openplatform.gateway.call_counter import call_counter
 from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
 from openplatform.request_ids import request_id_for
 from openplatform.services import Services
-from openplatform.slow_clients import BodyTimeout, receive_in_time
+from openplatform.slow_clients import CUT_OFF, BodyTimeout, receive_in_time
 from openplatform.storage.errors import DatabaseUnavailable
 
 __all__ = ["RequestContextMiddleware", "app_from_env", "build_services", "create_app"]
@@ -108,12 +108,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except ClientDisconnect:
-            pass  # gone before its body arrived: nobody is left to answer
-        except BodyTimeout as late:
+        except (ClientDisconnect, BodyTimeout) as cut_off:
+            # The body ended early (the client went away, or its framing broke)
+            # or late: 100, to whoever is still there.
             error_code = str(int(Code.INVALID_PARAMETER))
             if not sent_start:
-                error = ApiError(Code.INVALID_PARAMETER, str(late))
+                detail = CUT_OFF if isinstance(cut_off, ClientDisconnect) else str(cut_off)
+                error = ApiError(Code.INVALID_PARAMETER, detail)
                 await self._error(scope, request_id, error)(scope, receive, send)
         except (DatabaseUnavailable, SharedStateUnavailable) as outage:
             error_code = "2"

@@ -17,7 +17,12 @@ import asyncio
 
 from starlette.types import Message, Receive
 
-__all__ = ["BodyTimeout", "receive_in_time"]
+__all__ = ["CUT_OFF", "BodyTimeout", "receive_in_time"]
+
+# What a body that ended before it was complete is answered (100): the client
+# went away, or its framing broke (Granian reports a malformed chunked body
+# as a disconnect) — whoever is still there learns why.
+CUT_OFF = "the request body was cut off"
 
 
 class BodyTimeout(Exception):

@@ -119,9 +119,18 @@ def _query(operation: Operation, request: Request) -> dict[str, object]:
 async def _body(operation: Operation, request: Request) -> dict[str, object]:
     if operation.body is None:
         return {}
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(Code.INVALID_PARAMETER, f"the body is larger than {MAX_BODY} bytes")
+    too_large = ApiError(Code.INVALID_PARAMETER, f"the body is larger than {MAX_BODY} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # never more than MAX_BODY in memory
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         data = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:

@@ -21,7 +21,7 @@ from openplatform.gateway.form import MAX_BODY_BYTES, FormParams, parse_urlencod
 from openplatform.gateway.pipeline import Gateway, IncomingCall
 from openplatform.metrics import observe
 from openplatform.request_ids import request_id_for
-from openplatform.slow_clients import BodyTimeout
+from openplatform.slow_clients import CUT_OFF, BodyTimeout
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ class _BodyTooLarge(Exception):
 
 
 class _ClientGone(Exception):
-    """The client disconnected before its body arrived: nothing is run on a
-    part of a body, and nobody is left to answer."""
+    """The body ended before it was complete: the client went away, or its
+    framing broke (Granian reports a malformed chunked body so). Nothing is
+    run on a part of a body; the answer (100) reaches whoever is still there."""
 
 
 def _content_type_problem(content_type: str) -> str | None:
@@ -139,7 +140,7 @@ class GatewayApp:
             try:
                 error = await self._read_form(receive, headers, form)
             except _ClientGone:
-                return 0, ""
+                error = ApiError(Code.INVALID_PARAMETER, CUT_OFF)
         elif http_method not in ("GET", "HEAD"):
             error = ApiError(Code.INVALID_PARAMETER, f"HTTP method {http_method} is not allowed")
         if error is not None:

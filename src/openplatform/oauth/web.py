@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from urllib.parse import urlencode, urlsplit
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -52,7 +52,7 @@ from openplatform.oauth.scopes import scope_text
 from openplatform.oauth.sql_storage import SqlOAuthStorage
 from openplatform.oauth.storage import AuthenticatedUser, CodeRequest, OAuthStorage
 from openplatform.services import Services
-from openplatform.slow_clients import BodyTimeout
+from openplatform.slow_clients import CUT_OFF, BodyTimeout
 
 __all__ = ["OAuthWeb", "oauth_routes"]
 
@@ -91,6 +91,8 @@ async def _read_body(request: Request) -> bytes:
             chunks.append(chunk)
     except BodyTimeout as late:
         raise OAuthError(Code.INVALID_REQUEST, str(late), redirectable=False) from None
+    except ClientDisconnect:
+        raise OAuthError(Code.INVALID_REQUEST, CUT_OFF, redirectable=False) from None
     return b"".join(chunks)
 
 
