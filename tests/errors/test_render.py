@@ -155,3 +155,11 @@ def test_language_negotiation(param: str | None, header: str | None, expected: s
 def test_oauth_code_rejected_for_api_error_family() -> None:
     with pytest.raises(ValueError, match="not an OAuth error"):
         OAuthError(Code.INVALID_API_KEY)
+
+
+def test_xml_keeps_carriage_returns_and_names_only_whole_names() -> None:
+    """A raw CR came back as LF (XML end-of-line handling), and a key with a
+    trailing newline passed as an element name (``$`` matches before it)."""
+    root = ET.fromstring(render_body({"a": "x\r\ny\rz", "b\n": 1}, "xml", "r"))
+    assert root.findtext("a") == "x\r\ny\rz"
+    assert [child.tag for child in root] == ["a", "item"]

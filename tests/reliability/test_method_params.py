@@ -10,13 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from openplatform.errors import CATALOGUE, Code
 from openplatform.methods import default_registry
 from openplatform.methods.registry import NAME_PATTERN, MethodSpec, Param, ParamType
+from openplatform.storage.models import Base
 from tests.gateway.world import World, backends, gateway_database_url, shared_state, world
 from tests.methods.data_calls import DataCalls, done, ok
 
@@ -193,3 +196,65 @@ async def test_random_values_for_random_methods(calls: DataCalls, data: st.DataO
         if param.required or data.draw(st.booleans()):
             params[param.name] = data.draw(_values, label=param.name)
     _judge(spec, params, await _call(calls, spec, params))
+
+
+SQLISH_AND_PATHISH = [
+    "'; DROP TABLE data_objects; --",
+    'book" OR "1"="1',
+    "book; DELETE FROM apps",
+    "../../etc/passwd",
+    "..\\..\\boot.ini",
+    "/dev/null",
+    "%00",
+    "book%00",
+    "\x00",
+    "😀 book",
+    "Book",
+    "b" * 33,
+]
+
+
+async def test_sql_and_path_names_in_the_data_store(calls: DataCalls) -> None:
+    """As names of types, properties and associations they are 100 naming
+    the parameter; as hash keys and string values they are stored and
+    returned verbatim (a NUL, which no database column holds, is 100); the
+    tables are all there afterwards."""
+    for name in SQLISH_AND_PATHISH:
+        for method, params, named in [
+            ("createObjectType", {"name": name}, "name"),
+            ("renameObjectType", {"obj_type": "book", "new_name": name}, "new_name"),
+            (
+                "defineObjectProperty",
+                {"obj_type": "book", "prop_name": name, "prop_type": "2"},
+                "prop_name",
+            ),
+            ("defineAssociation", {"name": name, "assoc_type": "1"}, "name"),
+            ("getObjectType", {"obj_type": name}, "obj_type"),
+        ]:
+            body = (await calls.app(method, params)).json()
+            assert body["error_code"] == 100, (method, name, body)
+            assert body["error_detail"].startswith(named), body
+        set_value = {"obj_type": "book", "key": name, "prop_name": "title", "value": name}
+        stored = await calls.app("setHashValue", set_value)
+        got = await calls.app(
+            "getHashValue", {"obj_type": "book", "key": name, "prop_name": "title"}
+        )
+        created = await calls.app(
+            "createObject",
+            {"obj_type": "book", "properties": orjson.dumps({"title": name}).decode()},
+        )
+        if "\x00" in name:
+            for refused in (stored, got, created):
+                assert refused.json()["error_code"] == 100, refused.text
+            continue
+        done(stored)
+        assert ok(got) == {"value": name}
+        obj_id = ok(created)["obj_id"]
+        assert ok(await calls.app("getObject", {"obj_id": str(obj_id)}))["title"] == name
+    too_long = {"obj_type": "book", "key": "k" * 256, "prop_name": "title", "value": "x"}
+    assert (await calls.app("setHashValue", too_long)).json()["error_code"] == 100
+    assert [t["name"] for t in ok(await calls.app("getObjectTypes"))] == ["book"]
+    async with calls.world.services.database.sessions.read() as session:
+        for table in Base.metadata.sorted_tables:
+            await session.execute(select(func.count()).select_from(table))
+    await _still_healthy(calls)

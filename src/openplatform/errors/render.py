@@ -43,7 +43,8 @@ XML_TYPE = "application/xml; charset=utf-8"
 
 # Characters XML 1.0 cannot carry, even escaped; echoed input may contain them.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_XML_CR = {"\r": "&#13;"}
 
 
 def negotiate_lang(lang_param: str | None, accept_language: str | None) -> Lang:
@@ -120,11 +121,12 @@ def _xml_text(value: object) -> str:
         return "false"
     if value is None:
         return ""
-    return escape(_XML_INVALID.sub("\ufffd", str(value)))
+    # A raw CR would reach the reader as LF (XML end-of-line handling).
+    return escape(_XML_INVALID.sub("\ufffd", str(value)), _XML_CR)
 
 
 def _xml_element(parts: list[str], name: str, value: object) -> None:
-    tag = name if _XML_NAME.match(name) else "item"
+    tag = name if _XML_NAME.fullmatch(name) else "item"
     if isinstance(value, Mapping):
         parts.append(f"<{tag}>")
         for key, child in value.items():
