@@ -9,6 +9,7 @@ it was. (The limits of single values and of the parameter count — 100 and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -168,3 +169,56 @@ def test_a_broken_chunked_body_is_answered_with_a_code(
     assert head.startswith("http/1.1 400 "), answer
     if "server: granian" in head:
         assert f"x-error-code: {code}" in head, answer
+
+
+def _raw(server: Server, request: bytes) -> tuple[int, bytes]:
+    """One raw request; the status and the whole answer (the server closes).
+    Status 0: the connection was reset (refused with unread data) unanswered."""
+    url = httpx.URL(server.base)
+    assert url.port is not None
+    with socket.create_connection((url.host, url.port), timeout=GENEROUS_S) as sock:
+        # refused before it was all sent: the answer may still be there
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return (int(answer.split(b" ", 2)[1]) if answer else 0), answer
+
+
+def test_oversized_headers_and_urls_are_refused_by_the_server(server: Server) -> None:
+    """Past the ASGI server's own limits the application never sees the
+    request: the refusal (4xx, no code) is the server's, never a 5xx."""
+    big = b"a" * 600_000
+    for request in (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + big + b"\r\n\r\n",
+        b"GET /rest/2.0/users.getInfo?" + big + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 20_000 + b"\r\n",
+        b"GET /rest/2.0/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: \xff\x00\x01\r\n\r\n",
+    ):
+        status, answer = _raw(server, request)
+        assert status in (0, 400, 413, 414, 431), answer[:200]
+    assert httpx.get(server.base + "/healthz", timeout=GENEROUS_S).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../../etc/passwd",
+        "/static/..%2f..%2f..%2fetc%2fpasswd",
+        "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/static/..\\..\\..\\etc\\passwd",
+        "/static/%00",
+        "/%2e%2e/%2e%2e/etc/passwd",
+    ],
+)
+def test_path_traversal_finds_nothing(server: Server, path: str) -> None:
+    status, answer = _raw(
+        server, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert status in (400, 404), answer[:300]
+    assert b"root:" not in answer
+    if status == 404:
+        assert b"x-error-code: 3" in answer.lower()
