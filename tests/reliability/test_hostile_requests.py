@@ -170,6 +170,11 @@ async def assert_healthy(site: Site) -> None:
 async def test_broken_bytes_in_query_body_cookies_and_headers_of_every_route(site: Site) -> None:
     assert len(site.paths) > 30
     query = b"a=%FF%FE&%ZZ=1&b=%&lang=%E0%80&client_id=%00&state=%0d%0a&format=xml"
+    bodies = [
+        b"csrf_token=%FF&" + b"&".join(b"a=" + raw + b"&" + raw + b"=1" for raw in RAW_VALUES[:-1]),
+        b"\xff\xfe=\x00&a=" + RAW_VALUES[-1],
+    ]
+    json_body = b'{"name": "\xff\xfe", "\x00": [' + b"[" * 10_000 + b"]"
     for method, path in site.paths:
         # signing out would leave the rest of the routes without a session
         clients = [site.anonymous] if path == "/signout" else [site.http, site.anonymous]
@@ -177,18 +182,16 @@ async def test_broken_bytes_in_query_body_cookies_and_headers_of_every_route(sit
             url = httpx.URL(ISSUER + path, query=query)
             headers = {"Content-Type": FORM, **site.admin}
             assert_answered(await client.request(method, url, headers=headers))
-            for raw in RAW_VALUES:
-                body = b"csrf_token=%FF&a=" + raw + b"&" + raw + b"=1&\xff\xfe=\x00"
+            for body in bodies:
                 assert_answered(await client.request(method, path, content=body, headers=headers))
-            for name, value in BAD_HEADERS.items():
-                bad = {"Content-Type": FORM, name: value}
-                answer = await client.request(method, path, content=b"a=1", headers=bad)
-                assert_answered(answer)
-            json_body = b'{"name": "\xff\xfe", "\x00": [' + b"[" * 10_000 + b"]"
             json_headers = {"Content-Type": "application/json", **site.admin}
             assert_answered(
                 await client.request(method, path, content=json_body, headers=json_headers)
             )
+        for name, value in BAD_HEADERS.items():
+            bad = {"Content-Type": FORM, name: value}
+            answer = await clients[0].request(method, path, content=b"a=1", headers=bad)
+            assert_answered(answer)
     await assert_healthy(site)
 
 
@@ -234,9 +237,7 @@ async def test_hostile_text_in_every_admin_api_field(site: Site) -> None:
         "a\x00b",
         "\r\nX-Injected: 1",
         "'; DROP TABLE apps; --",
-        "../../etc/passwd",
         ["a\x00b"],
-        [{"\x00": "\x00"}],
         10**30,
     ]
     sent = 0
@@ -246,7 +247,12 @@ async def test_hostile_text_in_every_admin_api_field(site: Site) -> None:
         path = _concrete(operation.path, site.app.id, site.uid)
         for name in operation.body.properties:
             for value in values:
-                body = {"name": "n", "username": "u1", "password": "long enough pw 1"}
+                body: dict[str, object] = {
+                    "name": "n",
+                    "username": "u1",
+                    "password": "long enough pw 1",
+                    "enabled": False,
+                }
                 body = {k: v for k, v in body.items() if k in operation.body.required}
                 body[name] = value
                 answer = await site.anonymous.request(
@@ -255,6 +261,8 @@ async def test_hostile_text_in_every_admin_api_field(site: Site) -> None:
                 assert_answered(answer)
                 if answer.status_code >= 400:
                     assert answer.json()["error_code"] in (100, 114, 804), answer.text
+                    if answer.json()["error_code"] == 100:
+                        assert name in answer.json()["error_detail"], answer.text
                 sent += 1
     assert sent > 50
     await assert_healthy(site)
