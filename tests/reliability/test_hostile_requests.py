@@ -29,6 +29,7 @@ from openplatform.app import create_app
 from openplatform.errors import CATALOGUE, Code
 from openplatform.json_schema import Object
 from openplatform.storage.apps import AppRecord, AppSettings
+from openplatform.storage.database import Database
 from tests.gateway.client import ApiClient
 from tests.oauth.conftest import (
     ISSUER,
@@ -71,6 +72,7 @@ BAD_HEADERS = {
 
 @dataclass
 class Site:
+    db: Database
     http: httpx.AsyncClient  # signed in to the console
     anonymous: httpx.AsyncClient
     app: AppRecord  # the target (the admin token may delete it)
@@ -91,7 +93,9 @@ def _concrete(path: str, app_id: int, uid: int) -> str:
 
 @pytest.fixture
 async def site(database_url: str, tmp_path: Path) -> AsyncIterator[Site]:
-    settings = make_settings(database_url, tmp_path, LOGIN_FAILURES_PER_ACCOUNT="0")
+    settings = make_settings(
+        database_url, tmp_path, LOGIN_FAILURES_PER_ACCOUNT="0", TRUSTED_PROXIES="127.0.0.1"
+    )
     services = make_services(settings)
     application = create_app(settings, services)
     try:
@@ -127,7 +131,7 @@ async def site(database_url: str, tmp_path: Path) -> AsyncIterator[Site]:
                 data={"csrf_token": _csrf(page.text), "username": USERNAME, "password": PASSWORD},
             )
             assert signed_in.status_code == 303, signed_in.text
-            yield Site(http, anonymous, app, canary, user.uid, admin, paths)
+            yield Site(db, http, anonymous, app, canary, user.uid, admin, paths)
     finally:
         await services.close()
 
@@ -336,3 +340,104 @@ async def test_cr_lf_in_a_registered_redirect_uri_is_refused(site: Site) -> None
     )
     assert token.status_code == 400, token.text
     assert token.json()["error_code"] == 10002
+
+
+OAUTH_PARAMS = {
+    "/oauth/2.0/authorize": [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "prompt",
+        "lang",
+    ],
+    "/oauth/2.0/token": [
+        "grant_type",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+        "scope",
+        "username",
+        "password",
+        "client_id",
+        "client_secret",
+    ],
+    "/oauth/2.0/revoke": ["token", "token_type_hint", "client_id", "client_secret"],
+    "/oauth/2.0/introspect": ["token", "token_type_hint", "client_id", "client_secret"],
+}
+
+
+async def test_hostile_values_in_every_oauth_parameter(site: Site) -> None:
+    """Each parameter of each OAuth endpoint, one at a time, with each
+    hostile value among otherwise well-formed ones: an OAuth error (or an
+    error page), never code 1; a redirect only to the registered URI."""
+    pkce = Pkce.new()
+    well_formed = {
+        **authorize_params(site.app, pkce),
+        "grant_type": "client_credentials",
+        "username": USERNAME,
+        "password": "wrong password",
+        "code_verifier": pkce.verifier,
+        "token": "t",
+    }
+    for path, names in OAUTH_PARAMS.items():
+        for name in names:
+            for raw in RAW_VALUES:
+                others = dict(well_formed)
+                if name in ("username", "password"):  # (each costs a password check)
+                    others["grant_type"] = "password"
+                pairs = b"&".join(
+                    quote(k).encode() + b"=" + quote(v).encode()
+                    for k, v in others.items()
+                    if k != name
+                )
+                data = pairs + b"&" + name.encode() + b"=" + raw
+                if path.endswith("authorize"):
+                    if len(data) > 60_000:
+                        continue  # longer than a URL may be (httpx refuses it)
+                    answer = await site.anonymous.get(f"{path}?{data.decode('latin-1')}")
+                else:
+                    headers = {"Content-Type": FORM, **basic_auth(site.app)}
+                    answer = await site.anonymous.post(path, content=data, headers=headers)
+                assert_answered(answer)
+                assert answer.status_code in (200, 302, 303, 400, 401, 429), answer.text
+                if "location" in answer.headers:
+                    assert answer.headers["location"].startswith(REDIRECT_URI + "?")
+    await assert_healthy(site)
+
+
+async def test_hostile_referer_and_forwarded_for_on_signed_calls(site: Site) -> None:
+    """The allowlist checks (PROTOCOL §3.3, 6 and 7) read headers: whatever
+    they hold, the answer is 0, 5, 7 or 114, never code 1."""
+    await site.db.apps.update(
+        site.canary.id,
+        {"referer_allowlist": ["*.example.com"], "ip_allowlist": ["127.0.0.0/8", "::1"]},
+    )
+    api = ApiClient(site.anonymous, api_key=site.canary.api_key, secret=site.canary.secret)
+    hostile = [
+        b"\xff\xfe",
+        b"http://\x00.example.com/",
+        b"http://a.example.com\r\n",
+        b"http://[::1/",
+        b"http://a.example.com:99999/",
+        b"//a.example.com",
+        b"http://" + b"a." * 2000 + b"example.com/",
+        b"javascript:alert(1)//a.example.com",
+    ]
+    for value in hostile:
+        for header in ("Referer", "X-Forwarded-For"):
+            answer = await api.call(
+                "users.getInfo",
+                {"uids": str(site.uid), "fields": "uid"},
+                headers={header: value, "Referer": b"http://a.example.com/"}
+                if header == "X-Forwarded-For"
+                else {header: value},
+            )
+            assert_answered(answer)
+            body = answer.json()
+            code = body.get("error_code", 0) if isinstance(body, dict) else 0
+            assert code in (0, 5, 7, 114), answer.text
