@@ -39,8 +39,10 @@ inside it. Statistics have their own retention.
 **Batches.** Each batch is ONE short write transaction that deletes at most
 ``batch_rows`` rows — ``DELETE … WHERE id IN (SELECT id … WHERE <expired>
 LIMIT n)``, found by an index (migration 0007), the same SQL on SQLite and
-PostgreSQL — and then the pass yields to the event loop, so API calls (and,
-on SQLite, the other writers queued for the one write lock) go in between.
+PostgreSQL — and then the pass rests as long as the batch took, so API calls
+(on SQLite, the other writers queued for the one write lock above all) go
+in between: a write waits for one batch at most (a few tens of ms), and the
+pass holds at most half of the database's write time.
 A deleted row leaves its index, so the next batch starts where this one
 ended without rescanning. Grants, found by what does *not* refer to them,
 are walked in id order instead, ``batch_rows`` candidates per transaction.
@@ -49,6 +51,7 @@ are walked in id order instead, ``batch_rows`` candidates per transaction.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -155,14 +158,18 @@ class Pruner:
 
         async def sweep(kind: str, batch: Callable[[], Awaitable[_Batch]]) -> None:
             while True:
+                started = time.perf_counter()
                 deleted, more = await batch()
+                took = time.perf_counter() - started
                 report.batches += 1
                 setattr(report, kind, getattr(report, kind) + deleted)
                 if between_batches is not None and not await between_batches(kind, deleted):
                     raise _Stopped
                 if not more:
                     return
-                await asyncio.sleep(0)  # let the API calls queued meanwhile go first
+                # rest as long as the batch took: the writes queued meanwhile
+                # go first, and those that come during the rest wait for nothing
+                await asyncio.sleep(took)
 
         async def access_tokens(condition: ColumnElement[bool]) -> _Batch:
             ids = select(AccessToken.id).where(condition).limit(self._batch_rows)
