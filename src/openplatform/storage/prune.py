@@ -56,7 +56,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, exists, select
+from sqlalchemy import Select, delete, exists, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from openplatform.storage.engine import Sessions
 from openplatform.storage.models import (
@@ -125,6 +126,13 @@ class _Stopped(Exception):
 
 # One batch's outcome: rows deleted, and whether more may be due.
 _Batch = tuple[int, bool]
+_Expiring = AccessToken | AuthorizationCode | RefreshToken | ApiCallStat | ApiCallLatency
+# The column that says when a row ended (or, for statistics, its minute).
+_Moment = (
+    InstrumentedAttribute[datetime]
+    | InstrumentedAttribute[datetime | None]
+    | InstrumentedAttribute[int]
+)
 
 
 class Pruner:
@@ -171,8 +179,8 @@ class Pruner:
                 # go first, and those that come during the rest wait for nothing
                 await asyncio.sleep(took)
 
-        async def access_tokens(condition: ColumnElement[bool]) -> _Batch:
-            ids = select(AccessToken.id).where(condition).limit(self._batch_rows)
+        async def access_tokens(column: _Moment) -> _Batch:
+            ids = self._due(AccessToken, column, cutoff)
             async with self._sessions.write() as session:
                 keys = (
                     await session.scalars(
@@ -189,39 +197,56 @@ class Pruner:
         try:
             await sweep(
                 "authorization_codes",
-                lambda: self._delete(AuthorizationCode, AuthorizationCode.expires_at < cutoff),
+                lambda: self._delete(AuthorizationCode, AuthorizationCode.expires_at, cutoff),
             )
-            await sweep("access_tokens", lambda: access_tokens(AccessToken.expires_at < cutoff))
-            await sweep("access_tokens", lambda: access_tokens(AccessToken.revoked_at < cutoff))
+            await sweep("access_tokens", lambda: access_tokens(AccessToken.expires_at))
+            await sweep("access_tokens", lambda: access_tokens(AccessToken.revoked_at))
             await sweep(
                 "refresh_tokens",
-                lambda: self._delete(RefreshToken, RefreshToken.expires_at < cutoff),
+                lambda: self._delete(RefreshToken, RefreshToken.expires_at, cutoff),
             )
             await sweep(
                 "refresh_tokens",
-                lambda: self._delete(RefreshToken, RefreshToken.revoked_at < cutoff),
+                lambda: self._delete(RefreshToken, RefreshToken.revoked_at, cutoff),
             )
             await sweep("grants", lambda: self._grants(cutoff, grants_after))
             if self._stats_retention_days:
                 before = int(now.timestamp()) // 60 * 60 - self._stats_retention_days * 86_400
                 await sweep(
-                    "call_stats", lambda: self._delete(ApiCallStat, ApiCallStat.minute < before)
+                    "call_stats", lambda: self._delete(ApiCallStat, ApiCallStat.minute, before)
                 )
                 await sweep(
                     "call_latency",
-                    lambda: self._delete(ApiCallLatency, ApiCallLatency.minute < before),
+                    lambda: self._delete(ApiCallLatency, ApiCallLatency.minute, before),
                 )
         except _Stopped:
             report.complete = False
         return report
 
+    def _due(self, model: type[_Expiring], column: _Moment, before: datetime | int) -> Select[int]:
+        """The ids of at most ``batch_rows`` rows whose ``column`` is before
+        ``before``, earliest first: in the order of the column's index, which
+        PostgreSQL then walks too (rather than scanning the table from its
+        first page, past the dead rows of the batches before). On PostgreSQL the
+        rows an API transaction holds locked (a revocation under way) are
+        skipped, left for the next pass: the pass never waits for the API,
+        and the two never deadlock. (SQLite has one writer at a time.)"""
+        return (
+            select(model.id)
+            .where(column < before)
+            .order_by(column)
+            .limit(self._batch_rows)
+            .with_for_update(skip_locked=True)
+        )
+
     async def _delete(
         self,
-        model: type[AuthorizationCode | RefreshToken | ApiCallStat | ApiCallLatency],
-        condition: ColumnElement[bool],
+        model: type[_Expiring],
+        column: _Moment,
+        before: datetime | int,
     ) -> _Batch:
-        """One batch: at most ``batch_rows`` rows of ``model`` that meet ``condition``."""
-        ids = select(model.id).where(condition).limit(self._batch_rows)
+        """One batch: at most ``batch_rows`` rows of ``model`` due by ``column``."""
+        ids = self._due(model, column, before)
         async with self._sessions.write() as session:
             result = await session.execute(
                 delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False)
