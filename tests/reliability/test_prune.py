@@ -252,17 +252,20 @@ async def test_rows_an_api_transaction_holds_are_left_for_the_next_pass(
         held, free = await seeded.issue(), await seeded.issue()
         for issued in (held, free):
             await seeded.end(issued, "expired", LONG_AGO)
+        empty = await database.tokens.create_grant(app.id, seeded.uid, "basic", "password")
+        await seeded.set(Grant, Grant.id == empty, created_at=utcnow() - LONG_AGO)
         async with database.sessions.write() as session:
             await session.execute(
                 select(AccessToken.id)
                 .where(AccessToken.grant_id == held.grant_id)
                 .with_for_update()
             )
+            await session.execute(select(Grant.id).where(Grant.id == empty).with_for_update())
             # without SKIP LOCKED this would wait out the lock timeout and fail
             first = await asyncio.wait_for(pruner(database).prune(), 60)
         assert first.counts() == counts(access_tokens=1, session_keys=1, refresh_tokens=2, grants=1)
         second = await pruner(database).prune()
-        assert second.counts() == counts(access_tokens=1, session_keys=1, grants=1)
+        assert second.counts() == counts(access_tokens=1, session_keys=1, grants=2)
     finally:
         await database.close()
 

@@ -53,7 +53,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, delete, exists, select
@@ -73,11 +73,22 @@ from openplatform.storage.models import (
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_MARGIN",
+    "KINDS",
     "BetweenBatches",
     "PruneReport",
     "Pruner",
 ]
 
+# What a pass deletes, in the order of PruneReport.counts().
+KINDS = (
+    "access_tokens",
+    "session_keys",
+    "refresh_tokens",
+    "authorization_codes",
+    "grants",
+    "call_stats",
+    "call_latency",
+)
 DEFAULT_BATCH_ROWS = 1000
 DEFAULT_MARGIN = timedelta(days=7)
 
@@ -103,7 +114,7 @@ class PruneReport:
 
     def counts(self) -> dict[str, int]:
         """Rows deleted per kind, in a fixed order (the CLI's ``--json``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)[:7]}
+        return {kind: getattr(self, kind) for kind in KINDS}
 
     @property
     def deleted(self) -> int:
@@ -269,8 +280,8 @@ class Pruner:
             ).all()
             if not window:
                 return 0, False
-            result = await session.execute(
-                delete(Grant)
+            dead = (
+                select(Grant.id)
                 .where(
                     Grant.id >= window[0],
                     Grant.id <= window[-1],
@@ -279,7 +290,10 @@ class Pruner:
                     ~exists().where(RefreshToken.grant_id == Grant.id),
                     ~exists().where(AuthorizationCode.grant_id == Grant.id),
                 )
-                .execution_options(synchronize_session=False)
+                .with_for_update(skip_locked=True)  # as in _due
+            )
+            result = await session.execute(
+                delete(Grant).where(Grant.id.in_(dead)).execution_options(synchronize_session=False)
             )
         after[0] = window[-1]
         return int(result.rowcount), len(window) == self._batch_rows  # type: ignore[attr-defined]
