@@ -84,7 +84,7 @@ def test_issuer_from_serve_address(host: str, port: int, issuer: str) -> None:
         ("DB_TIMEOUT_S", "-1", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
         ("PRUNE_INTERVAL_S", "-1", "OPENPLATFORM_PRUNE_INTERVAL_S must be at least 0"),
         ("PRUNE_BATCH_ROWS", "0", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at least 1"),
-        ("PRUNE_BATCH_ROWS", "1000000", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at most 100000"),
+        ("PRUNE_BATCH_ROWS", "20000", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at most 10000"),
         ("PRUNE_MARGIN_DAYS", "0", "OPENPLATFORM_PRUNE_MARGIN_DAYS must be at least 1"),
     ],
 )

@@ -213,7 +213,7 @@ def db_prune(
             "--batch",
             help="Rows deleted per transaction (default: OPENPLATFORM_PRUNE_BATCH_ROWS).",
             min=1,
-            max=100_000,
+            max=10_000,
         ),
     ] = None,
     as_json: JsonOption = False,

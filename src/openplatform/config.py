@@ -166,7 +166,7 @@ class Settings:
             db_timeout_s=_seconds(env, "DB_TIMEOUT_S", DEFAULT_DB_TIMEOUT_S),
             stats_retention_days=_int(env, "STATS_RETENTION_DAYS", 30, minimum=0),
             prune_interval_s=_int(env, "PRUNE_INTERVAL_S", 600, minimum=0, maximum=7 * 86_400),
-            prune_batch_rows=_int(env, "PRUNE_BATCH_ROWS", 1000, maximum=100_000),
+            prune_batch_rows=_int(env, "PRUNE_BATCH_ROWS", 1000, maximum=10_000),
             prune_margin_days=_int(env, "PRUNE_MARGIN_DAYS", 7, maximum=3660),
             demo=env.get(PREFIX + "DEMO", "") not in ("", "0"),
         )
