@@ -21,6 +21,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.trusted_proxies == ()
     assert settings.issuer is None
     assert settings.db_timeout_s == 5.0
+    assert (settings.prune_interval_s, settings.prune_batch_rows) == (600, 1000)
+    assert settings.prune_margin_days == 7
 
 
 def test_every_variable_is_read() -> None:
@@ -35,6 +37,9 @@ def test_every_variable_is_read() -> None:
             "OPENPLATFORM_SECRET_KEY": "k",
             "OPENPLATFORM_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
             "OPENPLATFORM_DB_TIMEOUT_S": "2.5",
+            "OPENPLATFORM_PRUNE_INTERVAL_S": "0",
+            "OPENPLATFORM_PRUNE_BATCH_ROWS": "250",
+            "OPENPLATFORM_PRUNE_MARGIN_DAYS": "30",
         }
     )
     assert settings.database_url == "postgresql+asyncpg://u@db:5432/op"
@@ -45,6 +50,8 @@ def test_every_variable_is_read() -> None:
     assert settings.timezone.key == "Asia/Shanghai"
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
     assert settings.db_timeout_s == 2.5
+    assert (settings.prune_interval_s, settings.prune_batch_rows) == (0, 250)
+    assert settings.prune_margin_days == 30
 
 
 @pytest.mark.parametrize(
@@ -75,6 +82,10 @@ def test_issuer_from_serve_address(host: str, port: int, issuer: str) -> None:
         ("DB_TIMEOUT_S", "soon", "OPENPLATFORM_DB_TIMEOUT_S must be a number of seconds"),
         ("DB_TIMEOUT_S", "0", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
         ("DB_TIMEOUT_S", "-1", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
+        ("PRUNE_INTERVAL_S", "-1", "OPENPLATFORM_PRUNE_INTERVAL_S must be at least 0"),
+        ("PRUNE_BATCH_ROWS", "0", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at least 1"),
+        ("PRUNE_BATCH_ROWS", "20000", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at most 10000"),
+        ("PRUNE_MARGIN_DAYS", "0", "OPENPLATFORM_PRUNE_MARGIN_DAYS must be at least 1"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str, message: str) -> None:

@@ -23,6 +23,7 @@ from openplatform.errors import CATALOGUE, ApiError, Code, OAuthError
 from openplatform.errors.internal import RETRY_AFTER_S, internal_failure
 from openplatform.errors.render import api_error_response, negotiate_lang, oauth_error_response
 from openplatform.gateway.call_counter import call_counter
+from openplatform.housekeeping import Housekeeping
 from openplatform.metrics import CONTENT_TYPE_LATEST, observe, render_metrics
 from openplatform.request_ids import request_id_for
 from openplatform.services import Services
@@ -270,9 +271,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             await upgrade_async(settings)
         calls = call_counter(the_services)  # PROTOCOL §5 stats, flushed in the background
         calls.start()
+        housekeeping = Housekeeping.from_services(the_services)  # prunes what expired
+        housekeeping.start()
         try:
             yield
         finally:
+            await housekeeping.stop()
             await calls.stop()
             if own:
                 await the_services.close()

@@ -31,7 +31,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and housekeeping.", no_args_is_help=True)
 apps_app = typer.Typer(help="Third-party apps.", no_args_is_help=True)
 users_app = typer.Typer(help="End users.", no_args_is_help=True)
 admin_token_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
@@ -202,6 +202,51 @@ def db_upgrade() -> None:
     config = settings()
     run(upgrade_async(config))
     typer.echo("database is up to date")
+
+
+@db_app.command("prune")
+@one_line_errors
+def db_prune(
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            help="Rows deleted per transaction (default: OPENPLATFORM_PRUNE_BATCH_ROWS).",
+            min=1,
+            max=10_000,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete expired and revoked credentials and call statistics past their
+    retention, in short batches (servers keep running); one pass, under the
+    lease the servers' housekeeping takes, so never two at once."""
+    from openplatform.cache import SharedStateUnavailable, open_shared_state
+    from openplatform.housekeeping import LEASE, Housekeeping
+    from openplatform.services import Services
+    from openplatform.storage.prune import PruneReport
+
+    config = settings()
+
+    async def work(database: Database) -> PruneReport | None:
+        state = open_shared_state(config.cache_url)
+        services = Services(config, database, state, issuer=config.issuer or "")
+        try:
+            return await Housekeeping.from_services(services, batch_rows=batch).prune_once()
+        except SharedStateUnavailable as exc:
+            raise CommandError(f"the shared cache is not reachable: {exc}") from None
+        finally:
+            await state.close()
+
+    report = run(with_database(config, work))
+    if report is None:
+        raise CommandError(
+            f"another process is pruning the database now (it holds the {LEASE!r} lease "
+            "in the shared cache); nothing was deleted, try again later"
+        )
+    emit(as_json, report.counts(), f"pruned {report.summary()}")
+    if not report.complete:
+        raise CommandError("the pass stopped early: another process took its lease over")
 
 
 @apps_app.command("create")

@@ -35,7 +35,9 @@ def parse_networks(text: str, *, name: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None
+) -> int:
     raw = env.get(PREFIX + name)
     if raw is None or raw.strip() == "":
         return default
@@ -45,6 +47,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise SettingsError(f"{PREFIX}{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{PREFIX}{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{PREFIX}{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -99,6 +103,13 @@ class Settings:
     db_timeout_s: float = DEFAULT_DB_TIMEOUT_S
     # Days of per-minute call statistics kept (PROTOCOL §5 usage); 0 keeps them forever
     stats_retention_days: int = 30
+    # Housekeeping (openplatform.housekeeping): a pass every prune_interval_s
+    # seconds (0: none; `openplatform db prune` still runs one), deleting at
+    # most prune_batch_rows rows per transaction, and only credentials that
+    # expired or were revoked more than prune_margin_days ago
+    prune_interval_s: int = 600
+    prune_batch_rows: int = 1000
+    prune_margin_days: int = 7
     demo: bool = False  # OPENPLATFORM_DEMO=1: serve the demo app's callback page
 
     @classmethod
@@ -154,6 +165,9 @@ class Settings:
             login_ip_window_s=_int(env, "LOGIN_IP_WINDOW_S", 300),
             db_timeout_s=_seconds(env, "DB_TIMEOUT_S", DEFAULT_DB_TIMEOUT_S),
             stats_retention_days=_int(env, "STATS_RETENTION_DAYS", 30, minimum=0),
+            prune_interval_s=_int(env, "PRUNE_INTERVAL_S", 600, minimum=0, maximum=7 * 86_400),
+            prune_batch_rows=_int(env, "PRUNE_BATCH_ROWS", 1000, maximum=10_000),
+            prune_margin_days=_int(env, "PRUNE_MARGIN_DAYS", 7, maximum=3660),
             demo=env.get(PREFIX + "DEMO", "") not in ("", "0"),
         )
 

@@ -1,4 +1,5 @@
-"""Shared fast state: replay nonces, ``call_id`` high-water marks, rate counters.
+"""Shared fast state: replay nonces, ``call_id`` high-water marks, rate
+counters, leases.
 
 One interface, two backends chosen by URL scheme (``memory://`` in-process,
 ``redis://`` shared across processes and hosts). Everything one signed call
@@ -158,6 +159,24 @@ class SharedState(abc.ABC):
         """Move the app's generation on: every process that holds something of
         the app in memory reads it afresh once its next call of the app sees
         the new number. Call after the change is committed."""
+
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease ``name`` for ``owner`` (a token unique to the taker)
+        for ``ttl_s`` seconds: True when it was free — or its holder let it
+        lapse — and is now ``owner``'s; False while anyone holds it (``owner``
+        too: a lease is extended with :meth:`renew_lease`). One process at a
+        time, across hosts, runs what a lease guards (the housekeeping)."""
+
+    @abc.abstractmethod
+    async def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Make ``owner``'s lease last ``ttl_s`` seconds from now; False (and
+        nothing changed) when ``owner`` no longer holds it."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Give the lease up if ``owner`` holds it (True); a lease another
+        owner took meanwhile is left alone (False)."""
 
     @abc.abstractmethod
     async def ping(self) -> None:

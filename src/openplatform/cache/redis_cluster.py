@@ -82,8 +82,8 @@ def cluster_addresses(url: str) -> list[RedisAddress]:
 
 
 # Commands whose first argument is their only key (what the shared state sends
-# besides scripts: bump_generation's INCR).
-_ONE_KEY_COMMANDS = frozenset({"INCR", "GET", "DEL"})
+# besides scripts: bump_generation's INCR, acquire_lease's SET … NX PX).
+_ONE_KEY_COMMANDS = frozenset({"INCR", "GET", "DEL", "SET"})
 
 
 class ClusterConnection:
