@@ -21,6 +21,9 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.trusted_proxies == ()
     assert settings.issuer is None
     assert settings.db_timeout_s == 5.0
+    assert settings.cache_timeout_s == 5.0
+    assert settings.rate_limits_fail_open is False
+    assert settings.shutdown_timeout_s == 30
 
 
 def test_every_variable_is_read() -> None:
@@ -35,6 +38,9 @@ def test_every_variable_is_read() -> None:
             "OPENPLATFORM_SECRET_KEY": "k",
             "OPENPLATFORM_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
             "OPENPLATFORM_DB_TIMEOUT_S": "2.5",
+            "OPENPLATFORM_CACHE_TIMEOUT_S": "0.5",
+            "OPENPLATFORM_RATE_LIMITS_FAIL_OPEN": "1",
+            "OPENPLATFORM_SHUTDOWN_TIMEOUT_S": "12",
         }
     )
     assert settings.database_url == "postgresql+asyncpg://u@db:5432/op"
@@ -45,6 +51,9 @@ def test_every_variable_is_read() -> None:
     assert settings.timezone.key == "Asia/Shanghai"
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
     assert settings.db_timeout_s == 2.5
+    assert settings.cache_timeout_s == 0.5
+    assert settings.rate_limits_fail_open is True
+    assert settings.shutdown_timeout_s == 12
 
 
 @pytest.mark.parametrize(
@@ -75,6 +84,9 @@ def test_issuer_from_serve_address(host: str, port: int, issuer: str) -> None:
         ("DB_TIMEOUT_S", "soon", "OPENPLATFORM_DB_TIMEOUT_S must be a number of seconds"),
         ("DB_TIMEOUT_S", "0", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
         ("DB_TIMEOUT_S", "-1", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
+        ("CACHE_TIMEOUT_S", "0", "OPENPLATFORM_CACHE_TIMEOUT_S must be more than 0"),
+        ("RATE_LIMITS_FAIL_OPEN", "maybe", "OPENPLATFORM_RATE_LIMITS_FAIL_OPEN must be 1 or 0"),
+        ("SHUTDOWN_TIMEOUT_S", "0", "OPENPLATFORM_SHUTDOWN_TIMEOUT_S must be at least 1"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str, message: str) -> None:

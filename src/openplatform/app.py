@@ -233,7 +233,7 @@ def build_services(settings: Settings, issuer: str | None = None) -> Services:
     return Services(
         settings=settings,
         database=open_database(settings),
-        shared_state=open_shared_state(settings.cache_url),
+        shared_state=open_shared_state(settings.cache_url, timeout_s=settings.cache_timeout_s),
         issuer=issuer or settings.issuer or "http://127.0.0.1:8000",
     )
 
