@@ -26,7 +26,6 @@ import itertools
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -43,7 +42,7 @@ from openplatform.storage.database import Database
 from openplatform.storage.migrate import upgrade_async
 from tests.conftest import TEST_SECRET_KEY, run_in_thread
 from tests.gateway.client import ApiClient
-from tests.server_process import OPENPLATFORM, free_port, serve_process
+from tests.server_process import serve_process, server_process
 from tests.throwaway_services import (
     ThrowawayPostgres,
     ThrowawayRedis,
@@ -434,36 +433,6 @@ async def test_redis_stopped_fails_closed_then_recovers(
 
 SHUTDOWN_TIMEOUT_S = 20
 HELD = 4  # writes held in flight by a lock the test holds
-
-
-@contextlib.contextmanager
-def server_process(
-    env: dict[str, str], log: Path, *args: str
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """``openplatform serve`` whose signals the test sends itself."""
-    port = free_port()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [OPENPLATFORM, "serve", "--port", str(port), *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the server did not start in time"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield process, base_url
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def _new_connection(port: int) -> str:
