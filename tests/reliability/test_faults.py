@@ -15,7 +15,11 @@ token requests while a dependency fails.
   answers 2; once Redis is back every call succeeds by itself.
 * SIGTERM during load: the requests in flight finish with their normal
   answer, new connections are refused, the process exits 0, every
-  acknowledged write is in the database.
+  acknowledged write is in the database; a request still running when
+  ``OPENPLATFORM_SHUTDOWN_TIMEOUT_S`` has passed does not keep the server up.
+
+Servers are shared where the tests allow (the PostgreSQL and Redis ones run
+against the same two-worker server) to keep the file quick.
 """
 
 from __future__ import annotations
