@@ -28,6 +28,16 @@ def free_port() -> int:
 def serve_process(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
     """Start ``openplatform serve --port <free> *args`` with ``env``; yield its
     base URL once ``/healthz`` answers; stop it (SIGTERM, then SIGKILL)."""
+    with server_process(env, log, *args) as (_, base_url):
+        yield base_url
+
+
+@contextmanager
+def server_process(
+    env: dict[str, str], log: Path, *args: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """As :func:`serve_process`, yielding the process too (for tests that
+    signal it themselves); stopped at the end unless it has exited."""
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -48,11 +58,12 @@ def serve_process(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        yield base_url
+        yield server, base_url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()

@@ -23,6 +23,9 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.db_timeout_s == 5.0
     assert (settings.prune_interval_s, settings.prune_batch_rows) == (600, 1000)
     assert settings.prune_margin_days == 7
+    assert settings.cache_timeout_s == 5.0
+    assert settings.rate_limits_fail_open is False
+    assert settings.shutdown_timeout_s == 30
 
 
 def test_every_variable_is_read() -> None:
@@ -40,6 +43,9 @@ def test_every_variable_is_read() -> None:
             "OPENPLATFORM_PRUNE_INTERVAL_S": "0",
             "OPENPLATFORM_PRUNE_BATCH_ROWS": "250",
             "OPENPLATFORM_PRUNE_MARGIN_DAYS": "30",
+            "OPENPLATFORM_CACHE_TIMEOUT_S": "0.5",
+            "OPENPLATFORM_RATE_LIMITS_FAIL_OPEN": "1",
+            "OPENPLATFORM_SHUTDOWN_TIMEOUT_S": "12",
         }
     )
     assert settings.database_url == "postgresql+asyncpg://u@db:5432/op"
@@ -52,6 +58,9 @@ def test_every_variable_is_read() -> None:
     assert settings.db_timeout_s == 2.5
     assert (settings.prune_interval_s, settings.prune_batch_rows) == (0, 250)
     assert settings.prune_margin_days == 30
+    assert settings.cache_timeout_s == 0.5
+    assert settings.rate_limits_fail_open is True
+    assert settings.shutdown_timeout_s == 12
 
 
 @pytest.mark.parametrize(
@@ -86,6 +95,9 @@ def test_issuer_from_serve_address(host: str, port: int, issuer: str) -> None:
         ("PRUNE_BATCH_ROWS", "0", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at least 1"),
         ("PRUNE_BATCH_ROWS", "20000", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at most 10000"),
         ("PRUNE_MARGIN_DAYS", "0", "OPENPLATFORM_PRUNE_MARGIN_DAYS must be at least 1"),
+        ("CACHE_TIMEOUT_S", "0", "OPENPLATFORM_CACHE_TIMEOUT_S must be more than 0"),
+        ("RATE_LIMITS_FAIL_OPEN", "maybe", "OPENPLATFORM_RATE_LIMITS_FAIL_OPEN must be 1 or 0"),
+        ("SHUTDOWN_TIMEOUT_S", "0", "OPENPLATFORM_SHUTDOWN_TIMEOUT_S must be at least 1"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -73,7 +74,11 @@ class RequestContextMiddleware:
         path: str = scope["path"]
         for prefix, target in self._direct:
             if path == prefix or path.startswith(prefix + "/"):
-                await target(scope, receive, send)
+                try:
+                    await target(scope, receive, send)
+                except asyncio.CancelledError:
+                    await self._cut_off(scope, receive, send)
+                    raise
                 return
         request_id = request_id_for(scope["headers"])
         state = scope.setdefault("state", {})
@@ -100,6 +105,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            error_code = "2"
+            if not sent_start:
+                await self._cut_off(scope, receive, send)
+            raise
         except (DatabaseUnavailable, SharedStateUnavailable) as outage:
             error_code = "2"
             error = internal_failure(Code.SERVICE_UNAVAILABLE, request_id, outage)
@@ -117,6 +127,21 @@ class RequestContextMiddleware:
                 error_code,
                 time.perf_counter() - started,
             )
+
+    @classmethod
+    async def _cut_off(cls, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI server cancelled the request: its graceful shutdown
+        timeout (``OPENPLATFORM_SHUTDOWN_TIMEOUT_S``) passed with the request
+        still running. Answer 2 with Retry-After — another instance may
+        serve it — rather than the server's own bare 500. When the answer had
+        begun already the server refuses this one; nothing more can be said."""
+        request_id = str(scope.get("state", {}).get("request_id", "")) or request_id_for(
+            scope["headers"]
+        )
+        cause = asyncio.CancelledError("cut off at the server's graceful shutdown timeout")
+        error = internal_failure(Code.SERVICE_UNAVAILABLE, request_id, cause)
+        with contextlib.suppress(Exception):
+            await cls._error(scope, request_id, error)(scope, receive, send)
 
     @staticmethod
     def _error(scope: Scope, request_id: str, error: ApiError) -> Response:
@@ -234,7 +259,7 @@ def build_services(settings: Settings, issuer: str | None = None) -> Services:
     return Services(
         settings=settings,
         database=open_database(settings),
-        shared_state=open_shared_state(settings.cache_url),
+        shared_state=open_shared_state(settings.cache_url, timeout_s=settings.cache_timeout_s),
         issuer=issuer or settings.issuer or "http://127.0.0.1:8000",
     )
 

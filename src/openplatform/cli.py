@@ -7,6 +7,7 @@ import asyncio
 import errno
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -143,7 +144,7 @@ def serve(
         typer.echo(run(ensure_demo(config, issuer)))
     typer.echo(f"openplatform serving on {issuer} ({workers} worker(s), {server})")
     sys.stdout.flush()
-    run_server(server, host, port, workers)
+    run_server(server, host, port, workers, shutdown_timeout_s=config.shutdown_timeout_s)
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -161,11 +162,21 @@ def ensure_port_free(host: str, port: int) -> None:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def run_server(server: str, host: str, port: int, workers: int) -> None:
+def run_server(
+    server: str, host: str, port: int, workers: int, *, shutdown_timeout_s: int = 30
+) -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting connections, let the
+    requests in flight finish for up to ``shutdown_timeout_s``
+    (``OPENPLATFORM_SHUTDOWN_TIMEOUT_S``) and stop: Granian kills a worker
+    still busy after that long (``workers_kill_timeout``), Uvicorn cancels
+    what is left (``timeout_graceful_shutdown``)."""
     target = "openplatform.app:app_from_env"
     if server == "uvicorn":
         import uvicorn
 
+        # One uvicorn process re-raises the SIGTERM it shut down on, once it
+        # has (its way of reporting it): exit 0 then, as Granian does.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         # proxy_headers=False: the app alone decides whom to believe (PROTOCOL
         # §3.3, OPENPLATFORM_TRUSTED_PROXIES); uvicorn's default rewrites the
         # peer from X-Forwarded-For for any loopback client. Granian does not.
@@ -177,6 +188,7 @@ def run_server(server: str, host: str, port: int, workers: int) -> None:
             workers=workers,
             access_log=False,
             proxy_headers=False,
+            timeout_graceful_shutdown=shutdown_timeout_s,
         )
         return
     from granian import Granian
@@ -190,7 +202,12 @@ def run_server(server: str, host: str, port: int, workers: int) -> None:
         interface=Interfaces.ASGI,
         factory=True,
         log_access=False,
+        workers_kill_timeout=shutdown_timeout_s,
     ).serve()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @db_app.command("upgrade")

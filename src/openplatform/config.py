@@ -10,12 +10,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DEFAULT_DB_TIMEOUT_S", "IPNetwork", "Settings", "SettingsError", "parse_networks"]
+__all__ = [
+    "DEFAULT_CACHE_TIMEOUT_S",
+    "DEFAULT_DB_TIMEOUT_S",
+    "DEFAULT_SHUTDOWN_TIMEOUT_S",
+    "IPNetwork",
+    "Settings",
+    "SettingsError",
+    "parse_networks",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PREFIX = "OPENPLATFORM_"
 DEFAULT_DB_TIMEOUT_S = 5.0
+DEFAULT_CACHE_TIMEOUT_S = 5.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 30
 
 
 class SettingsError(ValueError):
@@ -65,6 +75,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(PREFIX + name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{PREFIX}{name} must be 1 or 0 (true or false), got {raw!r}")
+
+
 def database_url_for_driver(url: str) -> str:
     """Map ``sqlite://`` and ``postgresql://`` URLs onto their async drivers."""
     for plain, driver in (
@@ -101,6 +120,14 @@ class Settings:
     login_ip_window_s: int = 300
     # the longest wait on the database (a connection, a round trip, a lock)
     db_timeout_s: float = DEFAULT_DB_TIMEOUT_S
+    # the longest wait for a Redis reply or connection (a ``socket_timeout``
+    # option in the cache URL takes precedence)
+    cache_timeout_s: float = DEFAULT_CACHE_TIMEOUT_S
+    # when the shared state (Redis) is unreachable, serve calls that need it
+    # for rate limits only (see Gateway._shared_state); off: fail closed with 2
+    rate_limits_fail_open: bool = False
+    # seconds ``serve`` lets requests in flight finish after SIGTERM
+    shutdown_timeout_s: int = DEFAULT_SHUTDOWN_TIMEOUT_S
     # Days of per-minute call statistics kept (PROTOCOL §5 usage); 0 keeps them forever
     stats_retention_days: int = 30
     # Housekeeping (openplatform.housekeeping): a pass every prune_interval_s
@@ -164,6 +191,9 @@ class Settings:
             login_failures_per_ip=_int(env, "LOGIN_FAILURES_PER_IP", 100, minimum=0),
             login_ip_window_s=_int(env, "LOGIN_IP_WINDOW_S", 300),
             db_timeout_s=_seconds(env, "DB_TIMEOUT_S", DEFAULT_DB_TIMEOUT_S),
+            cache_timeout_s=_seconds(env, "CACHE_TIMEOUT_S", DEFAULT_CACHE_TIMEOUT_S),
+            rate_limits_fail_open=_flag(env, "RATE_LIMITS_FAIL_OPEN"),
+            shutdown_timeout_s=_int(env, "SHUTDOWN_TIMEOUT_S", DEFAULT_SHUTDOWN_TIMEOUT_S),
             stats_retention_days=_int(env, "STATS_RETENTION_DAYS", 30, minimum=0),
             prune_interval_s=_int(env, "PRUNE_INTERVAL_S", 600, minimum=0, maximum=7 * 86_400),
             prune_batch_rows=_int(env, "PRUNE_BATCH_ROWS", 1000, maximum=10_000),

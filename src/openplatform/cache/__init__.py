@@ -186,9 +186,13 @@ class SharedState(abc.ABC):
     async def close(self) -> None: ...
 
 
-def open_shared_state(url: str, *, prefix: str = "op") -> SharedState:
+def open_shared_state(
+    url: str, *, prefix: str = "op", timeout_s: float | None = None
+) -> SharedState:
     """The backend for ``url``: ``memory://``, or ``redis://``/``rediss://``/``unix://``
-    (one Redis) or ``redis+cluster://`` (a Redis Cluster)."""
+    (one Redis) or ``redis+cluster://`` (a Redis Cluster). ``timeout_s``
+    (``OPENPLATFORM_CACHE_TIMEOUT_S``) bounds each Redis call unless the URL's
+    ``socket_timeout`` sets it; None keeps the default (5 s)."""
     if url.startswith("memory://"):
         from openplatform.cache.memory import MemorySharedState
 
@@ -196,5 +200,7 @@ def open_shared_state(url: str, *, prefix: str = "op") -> SharedState:
     if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         from openplatform.cache.redis import RedisSharedState
 
-        return RedisSharedState(url, prefix=prefix)
+        if timeout_s is None:
+            return RedisSharedState(url, prefix=prefix)
+        return RedisSharedState(url, prefix=prefix, timeout_s=timeout_s)
     raise ValueError(f"unsupported cache URL scheme: {url.split(':')[0]!r}")

@@ -41,6 +41,7 @@ from openplatform.cache.memory import (
 )
 from openplatform.cache.redis_cluster import CLUSTER_SCHEME, ClusterConnection, cluster_addresses
 from openplatform.cache.redis_connection import (
+    DEFAULT_TIMEOUT_S,
     RedisAddress,
     RedisConnectionError,
     RedisReplyError,
@@ -70,13 +71,21 @@ _OUTCOMES = (
 class RedisSharedState(SharedState):
     """Shared state of every process that uses the same Redis (and ``prefix``)."""
 
-    def __init__(self, url: str, prefix: str = "op") -> None:
+    def __init__(
+        self, url: str, prefix: str = "op", *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        """``timeout_s`` bounds every call (connecting, each reply) unless the
+        URL's ``socket_timeout`` / ``socket_connect_timeout`` say otherwise."""
         self._prefix = check_prefix(prefix)
         self._connection: SharedConnection | ClusterConnection
         if url.startswith(CLUSTER_SCHEME + "://"):
-            self._connection = ClusterConnection(cluster_addresses(url))
+            self._connection = ClusterConnection(
+                cluster_addresses(url, default_timeout_s=timeout_s)
+            )
         else:
-            self._connection = SharedConnection(RedisAddress.from_url(url))
+            self._connection = SharedConnection(
+                RedisAddress.from_url(url, default_timeout_s=timeout_s)
+            )
 
     def keys_and_args(self, check: CallCheck) -> tuple[list[str], list[str | int]]:
         """The ``KEYS`` and ``ARGV`` of ``check_call.lua`` for ``check``."""

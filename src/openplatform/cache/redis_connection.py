@@ -86,7 +86,8 @@ def _float_option(options: dict[str, list[str]], name: str) -> float | None:
 class RedisAddress:
     """Where and how to connect, from a ``redis://``, ``rediss://`` or
     ``unix://`` URL: ``redis://[[user]:password@]host[:port][/db]`` with the
-    options ``socket_timeout`` (seconds a reply may take; default 5),
+    options ``socket_timeout`` (seconds a reply may take; default
+    ``default_timeout_s``: ``OPENPLATFORM_CACHE_TIMEOUT_S`` for the server, else 5),
     ``socket_connect_timeout`` (default: the same), ``client_name``, ``db``
     and, for ``rediss://``, ``ssl_cert_reqs=none|optional|required`` and
     ``ssl_ca_certs``."""
@@ -105,7 +106,7 @@ class RedisAddress:
     connect_timeout_s: float = DEFAULT_TIMEOUT_S
 
     @classmethod
-    def from_url(cls, url: str) -> RedisAddress:
+    def from_url(cls, url: str, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> RedisAddress:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"not a Redis URL: {parts.scheme!r}")
@@ -117,7 +118,7 @@ class RedisAddress:
             db = int(db_text or 0)
         except ValueError:
             raise ValueError(f"Redis database must be a number, got {db_text!r}") from None
-        read_timeout = _float_option(options, "socket_timeout") or DEFAULT_TIMEOUT_S
+        read_timeout = _float_option(options, "socket_timeout") or default_timeout_s
         connect_timeout = _float_option(options, "socket_connect_timeout") or read_timeout
         verify = {
             "none": ssl.CERT_NONE,
