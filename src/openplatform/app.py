@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -282,9 +283,24 @@ def _feature_routes(services: Services) -> list[BaseRoute]:
     return routes
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+def settle_garbage_collector() -> None:
+    """Everything made by start-up (modules, the method registry, templates,
+    the database engine: about 100,000 objects) lives as long as the process.
+    Move it out of the cyclic collector's sight, so that a full collection
+    walks only what requests made since: over the start-up heap one took
+    120-170 ms, a stall every request in flight would wait out (p99), after
+    ``gc.freeze()`` well under a millisecond. Only for a process of its own
+    (``openplatform serve``): frozen objects are never collected."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(
+    settings: Settings, services: Services | None = None, *, own_process: bool = False
+) -> Starlette:
     """The application. ``services`` may be given by tests; otherwise built from
-    ``settings`` and closed on shutdown."""
+    ``settings`` and closed on shutdown. ``own_process``: the app is all its
+    process serves (``openplatform serve``), see :func:`settle_garbage_collector`."""
     own = services is None
     the_services = services or build_services(settings)
 
@@ -298,6 +314,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         calls.start()
         housekeeping = Housekeeping.from_services(the_services)  # prunes what expired
         housekeeping.start()
+        if own_process:
+            settle_garbage_collector()
         try:
             yield
         finally:
@@ -331,4 +349,4 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 def app_from_env() -> Starlette:
     """ASGI factory for the server processes (``openplatform serve``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), own_process=True)
