@@ -26,6 +26,7 @@ from openplatform.cache.redis_connection import (
     RedisConnectionError,
     RedisReplyError,
     SharedConnection,
+    pack_command,
 )
 from openplatform.config import Settings
 from tests.services import service_unavailable
@@ -231,3 +232,40 @@ def test_works_on_uvloop(redis_url: str) -> None:
             await connection.close()
 
     assert uvloop.run(round_trip()) == b"PONG"
+
+
+class _RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        pass
+
+
+async def test_commands_of_one_loop_turn_go_out_in_one_write() -> None:
+    """Calls made together (requests arriving together) share one write; the
+    replies, coming back together, reach their callers in order."""
+    from openplatform.cache.redis_connection import _Link
+
+    link = _Link(asyncio.get_running_loop(), read_timeout_s=5.0)
+    transport = _RecordingTransport()
+    link.connection_made(transport)
+    replies = [link.send(pack_command(("ECHO", str(i)))) for i in range(3)]
+    assert transport.writes == []  # not yet: the turn has not ended
+    await asyncio.sleep(0)
+    assert transport.writes == [b"".join(pack_command(("ECHO", str(i))) for i in range(3))]
+    link.data_received(b"$1\r\n0\r\n$1\r\n1\r\n$1\r\n2\r\n")
+    assert [await reply for reply in replies] == [b"0", b"1", b"2"]
+    later = link.send(pack_command(("PING",)))
+    await asyncio.sleep(0)
+    assert transport.writes[1:] == [pack_command(("PING",))]
+    link.fail(RedisConnectionError("closed by the test"))
+    with pytest.raises(RedisConnectionError):
+        await later

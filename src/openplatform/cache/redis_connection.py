@@ -182,6 +182,8 @@ class _Link(asyncio.Protocol):
             protocolError=RedisConnectionError, replyError=RedisReplyError
         )
         self._deadline: asyncio.TimerHandle | None = None
+        # commands of this loop iteration, written together when it ends
+        self._outgoing: list[bytes] = []
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -214,15 +216,29 @@ class _Link(asyncio.Protocol):
     # -- calls ----------------------------------------------------------------
 
     def send(self, packed: bytes) -> asyncio.Future[object]:
-        """Write one command; the future gets its reply."""
+        """Queue one command; the future gets its reply.
+
+        Commands sent during one turn of the event loop go out in one write
+        at its end (each request's handler runs up to its Redis call in the
+        same turn when requests come in together): one system call and one
+        packet instead of one per command, and their replies come back
+        together too. Order is kept — replies are matched by position."""
         if self.broken or self.transport is None:
             raise RedisConnectionError("connection to Redis is closed")
         reply: asyncio.Future[object] = self.loop.create_future()
         self.waiting.append(reply)
-        self.transport.write(packed)
+        if not self._outgoing:
+            self.loop.call_soon(self._flush)
+        self._outgoing.append(packed)
         if self._deadline is None:
             self._rearm()
         return reply
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self.broken or self.transport is None:
+            return  # fail() already failed every waiting call
+        self.transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def _rearm(self) -> None:
         """One timer for the oldest waiting reply: replies come in order, so a
