@@ -100,6 +100,7 @@ class Settings:
     postgres: str
     redis: str
     micro: bool
+    asgi_server: str = "granian"  # the platform's cases: `openplatform serve --server`
 
 
 class Bench:
@@ -250,7 +251,8 @@ class Bench:
             if case.server == "gateway":
                 command = SERVERS["granian"].command("gateway_targets:gateway_echo_app", port)
             else:  # the platform as users run it
-                command = [OPENPLATFORM, "serve", "--port", str(port)]
+                server = self.settings.asgi_server
+                command = [OPENPLATFORM, "serve", "--port", str(port), "--server", server]
         with serving_command(
             case.key,
             command,
@@ -462,6 +464,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="a Redis database the bench may fill (its op:* keys are deleted after)",
     )
     parser.add_argument(
+        "--server",
+        choices=["granian", "uvicorn"],
+        default="granian",
+        help="the ASGI server of the platform's cases (openplatform serve --server)",
+    )
+    parser.add_argument(
         "--no-micro",
         action="store_true",
         help="skip the in-process benches (cache_roundtrip.py, storage_reads.py)",
@@ -483,6 +491,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         cases=cases,
         postgres=args.postgres,
         redis=args.redis,
+        asgi_server=args.server,
         micro=not (args.quick or args.no_micro or keys),
     )
 

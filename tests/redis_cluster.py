@@ -5,6 +5,12 @@ replica is promoted) and started again (it rejoins as a replica).
 
 A short ``cluster-node-timeout`` makes a failover take a few seconds, not the
 default 15 s.
+
+Every node has a directory of its own, as on separate hosts. (They once
+shared one: the three replicas' first full syncs, which start together, each
+renamed its received RDB to the same ``dump.rdb`` and loaded that file by
+name — a replica could hold another shard's data while its replication offset
+said it was up to date, and a failover then lost the victim's keys.)
 """
 
 from __future__ import annotations
@@ -107,10 +113,16 @@ class RedisCluster:
         self.wait_ok()
         return self
 
+    def node_dir(self, port: int) -> Path:
+        """The node's own directory: nodes.conf, the RDB a full sync writes, redis.log."""
+        assert self._dir is not None
+        return self._dir / str(port)
+
     def start_node(self, port: int) -> None:
         """Start (or restart) the node of ``port``; it keeps its identity
-        (nodes-<port>.conf) and rejoins the cluster."""
-        assert self._dir is not None
+        (its nodes.conf) and rejoins the cluster."""
+        directory = self.node_dir(port)
+        directory.mkdir(exist_ok=True)
         self._processes[port] = subprocess.Popen(
             [
                 "redis-server",
@@ -121,17 +133,21 @@ class RedisCluster:
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
-                f"nodes-{port}.conf",
+                "nodes.conf",
                 "--cluster-node-timeout",
                 str(NODE_TIMEOUT_MS),
                 "--save",
                 "",
                 "--appendonly",
                 "no",
+                # a replica's full sync starts at once (default: after 5 s,
+                # waiting for more replicas to share the transfer)
+                "--repl-diskless-sync-delay",
+                "0",
                 "--dir",
-                str(self._dir),
+                str(directory),
                 "--logfile",
-                f"redis-{port}.log",
+                "redis.log",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -143,28 +159,38 @@ class RedisCluster:
         process.kill()
         process.wait(10)
 
-    def wait_replicated(self, port: int) -> None:
-        """Until the replica of the master on ``port`` has every write so far.
+    def replication(self, port: int) -> dict[str, str]:
+        """``INFO replication`` of the node of ``port``, as a dict."""
+        text = _cli(port, "INFO", "replication")
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+    def wait_replicated(self, port: int) -> int:
+        """Until the replica of the master on ``port`` is online and has
+        applied every write the master had made when this was called (its
+        acknowledged offset reached the master's offset); its port.
         (``WAIT`` would not do: it waits for the writes of its own connection,
         and a new connection has none.)"""
         target = None
+        replica: dict[str, str] = {}
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            info = dict(
-                line.split(":", 1)
-                for line in _cli(port, "INFO", "replication").splitlines()
-                if ":" in line
-            )
+            info = self.replication(port)
             if info.get("role") != "master":
                 raise RuntimeError(f":{port} is no longer a master (failed over under load?)")
             if target is None:
                 target = int(info["master_repl_offset"])
-            replica = info.get("slave0", "")
-            fields = dict(part.split("=", 1) for part in replica.split(",") if "=" in part)
-            if int(fields.get("offset", -1)) >= target:
-                return
+            if info.get("connected_slaves") != "1":
+                raise RuntimeError(f":{port} has not one replica: {info}")
+            replica = dict(part.split("=", 1) for part in info["slave0"].split(",") if "=" in part)
+            if replica.get("state") == "online" and int(replica.get("offset", -1)) >= target:
+                return int(replica["port"])
             time.sleep(0.05)
-        raise RuntimeError(f"the replica of :{port} did not catch up with offset {target}")
+        raise RuntimeError(f"the replica of :{port} did not reach offset {target}: {replica}")
+
+    def keys(self, port: int, pattern: str) -> list[str]:
+        """The keys matching ``pattern`` that the node of ``port`` holds
+        (a replica too: ``SCAN`` reads the node's own data)."""
+        return _cli(port, "--scan", "--pattern", pattern, timeout=10).split()
 
     def masters(self) -> list[int]:
         """The ports of the masters that serve slots, as a live node sees them."""
@@ -200,13 +226,22 @@ class RedisCluster:
 
     def wait_ok(self, timeout_s: float = 30.0) -> None:
         """Until every running node says ``cluster_state:ok`` and sees every
-        slot served."""
+        slot served, and every replica has finished its full sync (its link
+        to its master is up): only then is a master's death survivable."""
+        masters = self.nodes // (self.replicas + 1)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             states = [_cli(port, "CLUSTER", "INFO") for port in self._processes]
-            if all(
-                "cluster_state:ok" in s and "cluster_slots_ok:16384" in s for s in states
-            ) and len(self.masters()) == self.nodes // (self.replicas + 1):
+            synced = [
+                port
+                for port in self._processes
+                if self.replication(port).get("master_link_status") == "up"
+            ]
+            if (
+                all("cluster_state:ok" in s and "cluster_slots_ok:16384" in s for s in states)
+                and len(self.masters()) == masters
+                and len(synced) == len(self._processes) - masters
+            ):
                 return
             time.sleep(0.1)
         raise RuntimeError("the Redis Cluster did not become ready")

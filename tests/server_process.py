@@ -28,15 +28,16 @@ def free_port() -> int:
 def serve_process(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
     """Start ``openplatform serve --port <free> *args`` with ``env``; yield its
     base URL once ``/healthz`` answers; stop it (SIGTERM, then SIGKILL)."""
-    with serve_process_handle(env, log, *args) as (base_url, _server):
+    with server_process(env, log, *args) as (_, base_url):
         yield base_url
 
 
 @contextmanager
-def serve_process_handle(
+def server_process(
     env: dict[str, str], log: Path, *args: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """:func:`serve_process`, yielding the process too."""
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """As :func:`serve_process`, yielding the process too (for tests that
+    signal it themselves); stopped at the end unless it has exited."""
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -57,14 +58,15 @@ def serve_process_handle(
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        yield base_url, server
+        yield server, base_url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def tree_rss_bytes(pid: int) -> int:

@@ -154,3 +154,24 @@ async def test_metrics_label_api_calls_by_method_and_code(client: httpx.AsyncCli
     text = (await client.get("/metrics")).text
     assert 'api_method="users.getInfo",error_code="101",route="api"' in text
     assert "no.suchMethod" not in text
+
+
+@pytest.mark.parametrize("own_process", [False, True])
+async def test_a_server_process_freezes_its_start_up_heap(
+    database: Database, tmp_path: Path, own_process: bool
+) -> None:
+    """``openplatform serve`` moves what start-up made out of the cyclic
+    collector's sight (no full collection over it stalls requests); an app
+    sharing its process (tests, embedding) leaves the collector alone."""
+    import gc
+
+    settings = Settings(data_dir=tmp_path, database_url="", cache_url="memory://", issuer=None)
+    services = Services(settings, database, MemorySharedState(prefix="gc"), "http://testserver")
+    app = create_app(settings, services, own_process=own_process)
+    gc.unfreeze()
+    try:
+        async with app.router.lifespan_context(app):
+            frozen = gc.get_freeze_count()
+        assert (frozen > 10_000) is own_process
+    finally:
+        gc.unfreeze()

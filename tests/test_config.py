@@ -21,6 +21,11 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.trusted_proxies == ()
     assert settings.issuer is None
     assert settings.db_timeout_s == 5.0
+    assert (settings.prune_interval_s, settings.prune_batch_rows) == (600, 1000)
+    assert settings.prune_margin_days == 7
+    assert settings.cache_timeout_s == 5.0
+    assert settings.rate_limits_fail_open is False
+    assert settings.shutdown_timeout_s == 30
     assert (settings.header_timeout_s, settings.body_timeout_s) == (10.0, 30.0)
 
 
@@ -36,6 +41,12 @@ def test_every_variable_is_read() -> None:
             "OPENPLATFORM_SECRET_KEY": "k",
             "OPENPLATFORM_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
             "OPENPLATFORM_DB_TIMEOUT_S": "2.5",
+            "OPENPLATFORM_PRUNE_INTERVAL_S": "0",
+            "OPENPLATFORM_PRUNE_BATCH_ROWS": "250",
+            "OPENPLATFORM_PRUNE_MARGIN_DAYS": "30",
+            "OPENPLATFORM_CACHE_TIMEOUT_S": "0.5",
+            "OPENPLATFORM_RATE_LIMITS_FAIL_OPEN": "1",
+            "OPENPLATFORM_SHUTDOWN_TIMEOUT_S": "12",
             "OPENPLATFORM_HEADER_TIMEOUT_S": "4",
             "OPENPLATFORM_BODY_TIMEOUT_S": "12.5",
         }
@@ -48,6 +59,11 @@ def test_every_variable_is_read() -> None:
     assert settings.timezone.key == "Asia/Shanghai"
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
     assert settings.db_timeout_s == 2.5
+    assert (settings.prune_interval_s, settings.prune_batch_rows) == (0, 250)
+    assert settings.prune_margin_days == 30
+    assert settings.cache_timeout_s == 0.5
+    assert settings.rate_limits_fail_open is True
+    assert settings.shutdown_timeout_s == 12
     assert (settings.header_timeout_s, settings.body_timeout_s) == (4, 12.5)
 
 
@@ -79,6 +95,13 @@ def test_issuer_from_serve_address(host: str, port: int, issuer: str) -> None:
         ("DB_TIMEOUT_S", "soon", "OPENPLATFORM_DB_TIMEOUT_S must be a number of seconds"),
         ("DB_TIMEOUT_S", "0", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
         ("DB_TIMEOUT_S", "-1", "OPENPLATFORM_DB_TIMEOUT_S must be more than 0"),
+        ("PRUNE_INTERVAL_S", "-1", "OPENPLATFORM_PRUNE_INTERVAL_S must be at least 0"),
+        ("PRUNE_BATCH_ROWS", "0", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at least 1"),
+        ("PRUNE_BATCH_ROWS", "20000", "OPENPLATFORM_PRUNE_BATCH_ROWS must be at most 10000"),
+        ("PRUNE_MARGIN_DAYS", "0", "OPENPLATFORM_PRUNE_MARGIN_DAYS must be at least 1"),
+        ("CACHE_TIMEOUT_S", "0", "OPENPLATFORM_CACHE_TIMEOUT_S must be more than 0"),
+        ("RATE_LIMITS_FAIL_OPEN", "maybe", "OPENPLATFORM_RATE_LIMITS_FAIL_OPEN must be 1 or 0"),
+        ("SHUTDOWN_TIMEOUT_S", "0", "OPENPLATFORM_SHUTDOWN_TIMEOUT_S must be at least 1"),
         ("HEADER_TIMEOUT_S", "0", "OPENPLATFORM_HEADER_TIMEOUT_S must be more than 0"),
         ("BODY_TIMEOUT_S", "forever", "OPENPLATFORM_BODY_TIMEOUT_S must be a number of seconds"),
         ("BODY_TIMEOUT_S", "3601", "OPENPLATFORM_BODY_TIMEOUT_S must be more than 0 and at most"),

@@ -7,6 +7,7 @@ import asyncio
 import errno
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -15,7 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from openplatform.config import Settings, SettingsError
+from openplatform.config import (
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_SHUTDOWN_TIMEOUT_S,
+    Settings,
+    SettingsError,
+)
 from openplatform.errors import ApiError
 
 if TYPE_CHECKING:
@@ -31,7 +37,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and housekeeping.", no_args_is_help=True)
 apps_app = typer.Typer(help="Third-party apps.", no_args_is_help=True)
 users_app = typer.Typer(help="End users.", no_args_is_help=True)
 admin_token_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
@@ -143,7 +149,14 @@ def serve(
         typer.echo(run(ensure_demo(config, issuer)))
     typer.echo(f"openplatform serving on {issuer} ({workers} worker(s), {server})")
     sys.stdout.flush()
-    run_server(server, host, port, workers, config)
+    run_server(
+        server,
+        host,
+        port,
+        workers,
+        shutdown_timeout_s=config.shutdown_timeout_s,
+        header_timeout_s=config.header_timeout_s,
+    )
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -161,15 +174,33 @@ def ensure_port_free(host: str, port: int) -> None:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def run_server(server: str, host: str, port: int, workers: int, config: Settings) -> None:
-    """Serve with Granian or uvicorn, each bounding how long a request's
-    headers may take (``OPENPLATFORM_HEADER_TIMEOUT_S``; the application
-    bounds the body)."""
+def run_server(
+    server: str,
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    shutdown_timeout_s: int = DEFAULT_SHUTDOWN_TIMEOUT_S,
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+) -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting connections, let the
+    requests in flight finish for up to ``shutdown_timeout_s``
+    (``OPENPLATFORM_SHUTDOWN_TIMEOUT_S``) and stop: Granian kills a worker
+    still busy after that long (``workers_kill_timeout``), Uvicorn cancels
+    what is left (``timeout_graceful_shutdown``). Both close a connection
+    that has not brought a request's headers within ``header_timeout_s``
+    (``OPENPLATFORM_HEADER_TIMEOUT_S``; the application times the body)."""
     target = "openplatform.app:app_from_env"
     if server == "uvicorn":
         import uvicorn
 
+        # One uvicorn process re-raises the SIGTERM it shut down on, once it
+        # has (its way of reporting it): exit 0 then, as Granian does.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         from openplatform.uvicorn_protocol import HeaderTimeoutH11Protocol
+
+        # what the protocol of each (spawned) worker process reads
+        os.environ["OPENPLATFORM_HEADER_TIMEOUT_S"] = str(header_timeout_s)
 
         # proxy_headers=False: the app alone decides whom to believe (PROTOCOL
         # §3.3, OPENPLATFORM_TRUSTED_PROXIES); uvicorn's default rewrites the
@@ -182,6 +213,7 @@ def run_server(server: str, host: str, port: int, workers: int, config: Settings
             workers=workers,
             access_log=False,
             proxy_headers=False,
+            timeout_graceful_shutdown=shutdown_timeout_s,
             http=HeaderTimeoutH11Protocol,
         )
         return
@@ -197,11 +229,16 @@ def run_server(server: str, host: str, port: int, workers: int, config: Settings
         interface=Interfaces.ASGI,
         factory=True,
         log_access=False,
+        workers_kill_timeout=shutdown_timeout_s,
         # HTTP/1.1 only: in "auto" mode Granian first sniffs for HTTP/2, and a
         # connection that sends nothing is never timed out while it does.
         http=HTTPModes.http1,
-        http1_settings=HTTP1Settings(header_read_timeout=round(config.header_timeout_s * 1000)),
+        http1_settings=HTTP1Settings(header_read_timeout=round(header_timeout_s * 1000)),
     ).serve()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @db_app.command("upgrade")
@@ -213,6 +250,51 @@ def db_upgrade() -> None:
     config = settings()
     run(upgrade_async(config))
     typer.echo("database is up to date")
+
+
+@db_app.command("prune")
+@one_line_errors
+def db_prune(
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            help="Rows deleted per transaction (default: OPENPLATFORM_PRUNE_BATCH_ROWS).",
+            min=1,
+            max=10_000,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete expired and revoked credentials and call statistics past their
+    retention, in short batches (servers keep running); one pass, under the
+    lease the servers' housekeeping takes, so never two at once."""
+    from openplatform.cache import SharedStateUnavailable, open_shared_state
+    from openplatform.housekeeping import LEASE, Housekeeping
+    from openplatform.services import Services
+    from openplatform.storage.prune import PruneReport
+
+    config = settings()
+
+    async def work(database: Database) -> PruneReport | None:
+        state = open_shared_state(config.cache_url)
+        services = Services(config, database, state, issuer=config.issuer or "")
+        try:
+            return await Housekeeping.from_services(services, batch_rows=batch).prune_once()
+        except SharedStateUnavailable as exc:
+            raise CommandError(f"the shared cache is not reachable: {exc}") from None
+        finally:
+            await state.close()
+
+    report = run(with_database(config, work))
+    if report is None:
+        raise CommandError(
+            f"another process is pruning the database now (it holds the {LEASE!r} lease "
+            "in the shared cache); nothing was deleted, try again later"
+        )
+    emit(as_json, report.counts(), f"pruned {report.summary()}")
+    if not report.complete:
+        raise CommandError("the pass stopped early: another process took its lease over")
 
 
 @apps_app.command("create")

@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT_S",
+    "DEFAULT_CACHE_TIMEOUT_S",
     "DEFAULT_DB_TIMEOUT_S",
     "DEFAULT_HEADER_TIMEOUT_S",
+    "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "IPNetwork",
     "Settings",
     "SettingsError",
@@ -24,6 +26,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PREFIX = "OPENPLATFORM_"
 DEFAULT_DB_TIMEOUT_S = 5.0
+DEFAULT_CACHE_TIMEOUT_S = 5.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 30
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_BODY_TIMEOUT_S = 30.0
 
@@ -45,7 +49,9 @@ def parse_networks(text: str, *, name: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None
+) -> int:
     raw = env.get(PREFIX + name)
     if raw is None or raw.strip() == "":
         return default
@@ -55,6 +61,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise SettingsError(f"{PREFIX}{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{PREFIX}{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{PREFIX}{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -69,6 +77,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 3600:
         raise SettingsError(f"{PREFIX}{name} must be more than 0 and at most 3600, got {raw!r}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(PREFIX + name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{PREFIX}{name} must be 1 or 0 (true or false), got {raw!r}")
 
 
 def database_url_for_driver(url: str) -> str:
@@ -107,12 +124,27 @@ class Settings:
     login_ip_window_s: int = 300
     # the longest wait on the database (a connection, a round trip, a lock)
     db_timeout_s: float = DEFAULT_DB_TIMEOUT_S
+    # the longest wait for a Redis reply or connection (a ``socket_timeout``
+    # option in the cache URL takes precedence)
+    cache_timeout_s: float = DEFAULT_CACHE_TIMEOUT_S
+    # when the shared state (Redis) is unreachable, serve calls that need it
+    # for rate limits only (see Gateway._shared_state); off: fail closed with 2
+    rate_limits_fail_open: bool = False
+    # seconds ``serve`` lets requests in flight finish after SIGTERM
+    shutdown_timeout_s: int = DEFAULT_SHUTDOWN_TIMEOUT_S
     # Slow clients: a request's headers, and then its body, must arrive within
     # these (the connection is closed, or the request answered 100)
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     # Days of per-minute call statistics kept (PROTOCOL §5 usage); 0 keeps them forever
     stats_retention_days: int = 30
+    # Housekeeping (openplatform.housekeeping): a pass every prune_interval_s
+    # seconds (0: none; `openplatform db prune` still runs one), deleting at
+    # most prune_batch_rows rows per transaction, and only credentials that
+    # expired or were revoked more than prune_margin_days ago
+    prune_interval_s: int = 600
+    prune_batch_rows: int = 1000
+    prune_margin_days: int = 7
     demo: bool = False  # OPENPLATFORM_DEMO=1: serve the demo app's callback page
 
     @classmethod
@@ -167,9 +199,15 @@ class Settings:
             login_failures_per_ip=_int(env, "LOGIN_FAILURES_PER_IP", 100, minimum=0),
             login_ip_window_s=_int(env, "LOGIN_IP_WINDOW_S", 300),
             db_timeout_s=_seconds(env, "DB_TIMEOUT_S", DEFAULT_DB_TIMEOUT_S),
+            cache_timeout_s=_seconds(env, "CACHE_TIMEOUT_S", DEFAULT_CACHE_TIMEOUT_S),
+            rate_limits_fail_open=_flag(env, "RATE_LIMITS_FAIL_OPEN"),
+            shutdown_timeout_s=_int(env, "SHUTDOWN_TIMEOUT_S", DEFAULT_SHUTDOWN_TIMEOUT_S),
             header_timeout_s=_seconds(env, "HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S),
             body_timeout_s=_seconds(env, "BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S),
             stats_retention_days=_int(env, "STATS_RETENTION_DAYS", 30, minimum=0),
+            prune_interval_s=_int(env, "PRUNE_INTERVAL_S", 600, minimum=0, maximum=7 * 86_400),
+            prune_batch_rows=_int(env, "PRUNE_BATCH_ROWS", 1000, maximum=10_000),
+            prune_margin_days=_int(env, "PRUNE_MARGIN_DAYS", 7, maximum=3660),
             demo=env.get(PREFIX + "DEMO", "") not in ("", "0"),
         )
 

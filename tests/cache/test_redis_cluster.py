@@ -109,29 +109,54 @@ async def test_master_killed_failover_timeline(
     """Kill the master of an app's slot under load (SIGKILL): calls answer 2
     (SharedStateUnavailable) while its replica takes over, then succeed again
     without anyone touching the client; every signed request accepted before
-    the kill is replayed throughout, and none is ever accepted twice."""
+    the kill is replayed throughout, and none is ever accepted twice; the
+    app's generation is the same after the failover as before."""
     app = f"ak-failover-{uuid.uuid4().hex[:6]}"
-    state = RedisSharedState(redis_cluster.url + "?socket_timeout=1", unique())
+    prefix = unique()
+    state = RedisSharedState(redis_cluster.url + "?socket_timeout=1", prefix)
     victim = redis_cluster.master_of(f"{{{app}}}")
     accepted = [f"before-{i}" for i in range(200)]
     try:
         for nonce in accepted:
             assert await state.remember_nonce(app, nonce, 600)
-        # Those nonces are on the replica too before the kill (WAIT 1): what
-        # a failover keeps is what was replicated (see the README).
-        redis_cluster.wait_replicated(victim)
+        generation = (await state.check_call(CallCheck(app=app))).generation
+        # What a failover keeps is what the replica has (see the README): the
+        # test needs every key of the app on the replica before the kill.
+        replica = redis_cluster.wait_replicated(victim)
+        base = f"{prefix}:{{{app}}}:"
+        expected = {base + "g"} | {base + "n:" + nonce for nonce in accepted}
+        held = set(redis_cluster.keys(replica, base + "*"))
+        assert held == expected, (
+            f"replica :{replica} of :{victim} holds {len(held)} of the app's "
+            f"{len(expected)} keys: {redis_cluster.replication(replica)}"
+        )
         timeline: list[tuple[float, str]] = []
+        answers: Counter[str] = Counter()
         replays_accepted: list[str] = []
         started = time.monotonic()
         redis_cluster.kill(victim)
         killed_at = time.monotonic() - started
         fresh = 0
         recovered_at = None
+
+        def report() -> str:
+            steps = ", ".join(f"{at:.2f} s → {outcome}" for at, outcome in timeline)
+            return (
+                f"failover timeline: master :{victim} killed at {killed_at:.2f} s "
+                f"(its replica :{replica} had all {len(expected)} keys of the app); {steps}; "
+                + (
+                    f"recovered after {recovered_at:.2f} s"
+                    if recovered_at is not None
+                    else "not recovered"
+                )
+                + f"; {answers['2']} calls answered 2, {answers['ok']} succeeded"
+            )
+
         while time.monotonic() - started < 30:
             at = time.monotonic() - started
             try:
                 ok = await state.remember_nonce(app, f"after-{fresh}", 600)
-                assert ok
+                assert ok, report()
                 fresh += 1
                 outcome = "ok"
                 replay = accepted[fresh % len(accepted)]
@@ -139,6 +164,7 @@ async def test_master_killed_failover_timeline(
                     replays_accepted.append(replay)
             except SharedStateUnavailable:
                 outcome = "2"
+            answers[outcome] += 1
             if not timeline or timeline[-1][1] != outcome:
                 timeline.append((at, outcome))
             if outcome == "ok" and recovered_at is None and len(timeline) > 1:
@@ -146,19 +172,17 @@ async def test_master_killed_failover_timeline(
             if recovered_at is not None and at - recovered_at > 1.0:
                 break
             await asyncio.sleep(0.01)
-        assert timeline[0][1] == "2"  # the first calls after the kill answer 2
-        assert recovered_at is not None, timeline
+        with capsys.disabled():
+            print("\n" + report())
+        assert timeline[0][1] == "2", report()  # the first calls after the kill answer 2
+        assert recovered_at is not None, report()
+        assert redis_cluster.master_of(f"{{{app}}}") == replica, report()
         # every replay of the 200 accepted before the kill is refused, during and after
         for nonce in accepted:
             verdict = await state.check_call(CallCheck(app=app, nonce=nonce))
-            assert verdict.outcome is Outcome.REPLAYED
-        assert replays_accepted == []
-        with capsys.disabled():
-            print(
-                f"\nfailover timeline: master :{victim} killed at {killed_at:.2f} s; "
-                + ", ".join(f"{at:.2f} s → {outcome}" for at, outcome in timeline)
-                + f"; recovered after {recovered_at:.2f} s, {fresh} calls after the kill"
-            )
+            assert verdict.outcome is Outcome.REPLAYED, (nonce, report())
+            assert verdict.generation == generation, report()
+        assert replays_accepted == [], report()
     finally:
         await state.close()
         redis_cluster.start_node(victim)  # it rejoins as a replica

@@ -3,26 +3,32 @@ API it builds on (hiredis' ``Reader``)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import hiredis
 import pytest
 import uvloop
 
+from openplatform.app import build_services
 from openplatform.cache import CallCheck, SharedStateUnavailable
 from openplatform.cache.redis import RedisSharedState
+from openplatform.cache.redis_cluster import cluster_addresses
 from openplatform.cache.redis_connection import (
     DEFAULT_TIMEOUT_S,
     RedisAddress,
     RedisConnectionError,
     RedisReplyError,
     SharedConnection,
+    pack_command,
 )
+from openplatform.config import Settings
 from tests.services import service_unavailable
 
 
@@ -80,6 +86,41 @@ def test_address_from_url(url: str, expected: RedisAddress) -> None:
 def test_default_timeouts_bound_every_call() -> None:
     address = RedisAddress.from_url("redis://h")
     assert address.read_timeout_s == address.connect_timeout_s == DEFAULT_TIMEOUT_S
+
+
+def test_the_cache_timeout_setting_is_the_default_the_url_overrides() -> None:
+    address = RedisAddress.from_url("redis://h", default_timeout_s=0.25)
+    assert (address.read_timeout_s, address.connect_timeout_s) == (0.25, 0.25)
+    address = RedisAddress.from_url("redis://h?socket_timeout=2", default_timeout_s=0.25)
+    assert (address.read_timeout_s, address.connect_timeout_s) == (2.0, 2.0)
+    seeds = cluster_addresses("redis+cluster://h:7000,h:7001", default_timeout_s=0.25)
+    assert [s.read_timeout_s for s in seeds] == [0.25, 0.25]
+
+
+async def test_the_server_bounds_redis_calls_by_the_cache_timeout(tmp_path: Path) -> None:
+    """``OPENPLATFORM_CACHE_TIMEOUT_S`` reaches the server's Redis connection:
+    a Redis that accepts and never answers fails the call after 0.2 s
+    (instead of the default 5 s, past the 3 s this test waits)."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = Settings.from_env(
+        {
+            "OPENPLATFORM_DATA_DIR": str(tmp_path),
+            "OPENPLATFORM_CACHE_URL": f"redis://127.0.0.1:{port}/0",
+            "OPENPLATFORM_CACHE_TIMEOUT_S": "0.2",
+        }
+    )
+    services = build_services(settings)
+    try:
+        with pytest.raises(SharedStateUnavailable):
+            await asyncio.wait_for(services.shared_state.check_call(CallCheck(app="1")), 3)
+    finally:
+        await services.close()
+        server.close()
 
 
 @pytest.mark.parametrize(
@@ -191,3 +232,40 @@ def test_works_on_uvloop(redis_url: str) -> None:
             await connection.close()
 
     assert uvloop.run(round_trip()) == b"PONG"
+
+
+class _RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        pass
+
+
+async def test_commands_of_one_loop_turn_go_out_in_one_write() -> None:
+    """Calls made together (requests arriving together) share one write; the
+    replies, coming back together, reach their callers in order."""
+    from openplatform.cache.redis_connection import _Link
+
+    link = _Link(asyncio.get_running_loop(), read_timeout_s=5.0)
+    transport = _RecordingTransport()
+    link.connection_made(transport)
+    replies = [link.send(pack_command(("ECHO", str(i)))) for i in range(3)]
+    assert transport.writes == []  # not yet: the turn has not ended
+    await asyncio.sleep(0)
+    assert transport.writes == [b"".join(pack_command(("ECHO", str(i))) for i in range(3))]
+    link.data_received(b"$1\r\n0\r\n$1\r\n1\r\n$1\r\n2\r\n")
+    assert [await reply for reply in replies] == [b"0", b"1", b"2"]
+    later = link.send(pack_command(("PING",)))
+    await asyncio.sleep(0)
+    assert transport.writes[1:] == [pack_command(("PING",))]
+    link.fail(RedisConnectionError("closed by the test"))
+    with pytest.raises(RedisConnectionError):
+        await later

@@ -3,6 +3,7 @@ Retry-After), never code 1 or a hang (PROTOCOL §1: 2 → 503 + Retry-After)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from openplatform.gateway import gateway_routes
 from openplatform.services import Services
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.database import Database
+from tests.conftest import TEST_SECRET_KEY
 from tests.gateway.client import ApiClient
 from tests.gateway.world import World
 
@@ -90,3 +92,49 @@ async def test_database_down_outside_the_gateway_is_code_2(tmp_path: Path) -> No
         await database.close()
     assert_unavailable(admin)
     assert_unavailable(token)
+
+
+async def test_rate_limits_fail_open_serves_unsigned_calls_only(world: World) -> None:
+    """``OPENPLATFORM_RATE_LIMITS_FAIL_OPEN`` with the shared cache down: a
+    bearer call (no signature: rate limits are all it needs of the cache) is
+    served, its token read afresh (a revoked one is refused at once); a
+    signed call still answers 2, with or without ``call_id`` (its ``sig`` is
+    a replay nonce). Off (the default), the bearer call answers 2 too."""
+    dead = RedisSharedState(DEAD_REDIS, prefix="t")
+    params = {"uids": str(world.alice.uid), "fields": "username"}
+    token = world.alice_basic.access_token
+    answers: dict[bool, list[httpx.Response]] = {}
+    try:
+        for fail_open in (False, True):
+            settings = replace(world.services.settings, rate_limits_fail_open=fail_open)
+            services = Services(settings, world.services.database, dead, "http://t")
+            transport = httpx.ASGITransport(app=Starlette(routes=gateway_routes(services)))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                client = ApiClient(http, api_key=world.app.api_key, secret=world.app.secret)
+                answers[fail_open] = [
+                    await client.bearer("users.getInfo", token, params),
+                    await client.call("users.getInfo", {**params, "access_token": token}),
+                    await client.call(
+                        "users.getInfo", {**params, "access_token": token}, call_id=False
+                    ),
+                ]
+                if fail_open:  # another process revokes the token
+                    other = Database(
+                        world.services.settings.database_url, SecretBox(TEST_SECRET_KEY)
+                    )
+                    try:
+                        await other.tokens.revoke_access_token(token, world.app.id)
+                    finally:
+                        await other.close()
+                    answers[fail_open].append(await client.bearer("users.getInfo", token, params))
+    finally:
+        await dead.close()
+    for response in answers[False]:
+        assert_unavailable(response)
+    served, signed, signed_without_call_id, revoked = answers[True]
+    assert served.status_code == 200, served.text
+    assert served.json() == [{"uid": world.alice.uid, "username": "alice"}]
+    assert "X-RateLimit-Limit" not in served.headers  # nothing was counted
+    assert_unavailable(signed)
+    assert_unavailable(signed_without_call_id)
+    assert revoked.headers["X-Error-Code"] == str(int(Code.INVALID_ACCESS_TOKEN)), revoked.text

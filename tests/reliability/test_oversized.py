@@ -24,7 +24,7 @@ from openplatform.storage.apps import AppSettings
 from openplatform.storage.database import Database
 from openplatform.storage.migrate import upgrade_async
 from tests.conftest import run_in_thread
-from tests.server_process import serve_process_handle, tree_rss_bytes
+from tests.server_process import server_process, tree_rss_bytes
 
 UPLOAD = 50 * 1024 * 1024
 CHUNK = b"a" * 65536
@@ -58,7 +58,7 @@ def server(
     env["OPENPLATFORM_HEADER_TIMEOUT_S"] = "2"
     env["OPENPLATFORM_BODY_TIMEOUT_S"] = "5"
     token = run_in_thread(_seed(Settings.from_env(env)))
-    with serve_process_handle(env, data / "serve.log", "--server", request.param) as (base, proc):
+    with server_process(env, data / "serve.log", "--server", request.param) as (proc, base):
         yield Server(base, proc.pid, token)
 
 

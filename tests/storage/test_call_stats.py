@@ -1,6 +1,7 @@
 """CallStatsRepository and migrations 0003 and 0005 (``api_call_stats``,
 ``api_call_latency``) on SQLite and PostgreSQL: upserts from several writers
-add up exactly, latency histograms too; percentiles from buckets; retention."""
+add up exactly, latency histograms too; percentiles from buckets. (Retention:
+tests/reliability/test_prune.py.)"""
 
 from __future__ import annotations
 
@@ -154,19 +155,3 @@ async def test_histograms_of_several_writers_add_up(database_url: str, database:
     assert counts[LATENCY_BOUNDS_US.index(2_000_000)] == 1  # (1 s, 2 s]
     rows = await database.call_stats.in_range(app.id, 0, 10_000)
     assert [(r.error_code, r.calls) for r in rows] == [(0, 6), (104, 2)]
-
-
-async def test_minutes_past_the_retention_expire(database: Database) -> None:
-    app = await database.apps.create(AppSettings(name="a"))
-    now = [10 * 86_400.0]
-    counter = CallCounter(database.call_stats, clock=lambda: now[0], retention_days=2)
-    for day in (1, 7, 8, 9, 10):
-        now[0] = day * 86_400.0
-        counter.record(app.id, "users.getInfo", 0, 0.001)
-    await counter.flush()
-    assert await counter.expire() == 2  # days 1 and 7 are older than 2 days
-    kept = await database.call_stats.in_range(app.id, 0, 11 * 86_400)
-    assert [row.minute // 86_400 for row in kept] == [8, 9, 10]
-    latency = await database.call_stats.latency_in_range(app.id, 0, 11 * 86_400)
-    assert [row.minute // 86_400 for row in latency] == [8, 9, 10]
-    assert await CallCounter(database.call_stats, retention_days=0).expire() == 0

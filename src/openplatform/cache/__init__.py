@@ -1,4 +1,5 @@
-"""Shared fast state: replay nonces, ``call_id`` high-water marks, rate counters.
+"""Shared fast state: replay nonces, ``call_id`` high-water marks, rate
+counters, leases.
 
 One interface, two backends chosen by URL scheme (``memory://`` in-process,
 ``redis://`` shared across processes and hosts). Everything one signed call
@@ -160,6 +161,24 @@ class SharedState(abc.ABC):
         the new number. Call after the change is committed."""
 
     @abc.abstractmethod
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease ``name`` for ``owner`` (a token unique to the taker)
+        for ``ttl_s`` seconds: True when it was free — or its holder let it
+        lapse — and is now ``owner``'s; False while anyone holds it (``owner``
+        too: a lease is extended with :meth:`renew_lease`). One process at a
+        time, across hosts, runs what a lease guards (the housekeeping)."""
+
+    @abc.abstractmethod
+    async def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Make ``owner``'s lease last ``ttl_s`` seconds from now; False (and
+        nothing changed) when ``owner`` no longer holds it."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Give the lease up if ``owner`` holds it (True); a lease another
+        owner took meanwhile is left alone (False)."""
+
+    @abc.abstractmethod
     async def ping(self) -> None:
         """Raise if the backend cannot be reached (for ``/readyz``)."""
 
@@ -167,9 +186,13 @@ class SharedState(abc.ABC):
     async def close(self) -> None: ...
 
 
-def open_shared_state(url: str, *, prefix: str = "op") -> SharedState:
+def open_shared_state(
+    url: str, *, prefix: str = "op", timeout_s: float | None = None
+) -> SharedState:
     """The backend for ``url``: ``memory://``, or ``redis://``/``rediss://``/``unix://``
-    (one Redis) or ``redis+cluster://`` (a Redis Cluster)."""
+    (one Redis) or ``redis+cluster://`` (a Redis Cluster). ``timeout_s``
+    (``OPENPLATFORM_CACHE_TIMEOUT_S``) bounds each Redis call unless the URL's
+    ``socket_timeout`` sets it; None keeps the default (5 s)."""
     if url.startswith("memory://"):
         from openplatform.cache.memory import MemorySharedState
 
@@ -177,5 +200,7 @@ def open_shared_state(url: str, *, prefix: str = "op") -> SharedState:
     if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         from openplatform.cache.redis import RedisSharedState
 
-        return RedisSharedState(url, prefix=prefix)
+        if timeout_s is None:
+            return RedisSharedState(url, prefix=prefix)
+        return RedisSharedState(url, prefix=prefix, timeout_s=timeout_s)
     raise ValueError(f"unsupported cache URL scheme: {url.split(':')[0]!r}")

@@ -19,6 +19,7 @@ memory stays bounded by what is live.
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +40,8 @@ __all__ = [
     "check_prefix",
     "emission_interval_us",
     "key_base",
+    "lease_key",
+    "lease_ttl_ms",
     "most_constrained",
     "normalize_call_id",
     "validate_limits",
@@ -59,6 +62,23 @@ def key_base(prefix: str, app: str) -> str:
     if not app or "{" in app or "}" in app:
         raise ValueError(f"app id must be non-empty and brace-free: {app!r}")
     return f"{prefix}:{{{app}}}:"
+
+
+def lease_key(prefix: str, name: str, owner: str) -> str:
+    """``{prefix}:lease:{<name>}`` (the name is its own hash tag); checks that
+    the name is brace-free and the owner token not empty."""
+    if not name or "{" in name or "}" in name:
+        raise ValueError(f"lease name must be non-empty and brace-free: {name!r}")
+    if not owner:
+        raise ValueError("a lease owner token must not be empty")
+    return f"{prefix}:lease:{{{name}}}"
+
+
+def lease_ttl_ms(ttl_s: float) -> int:
+    """A lease's time to live in whole ms (rounded up): more than 0, at most a day."""
+    if not 0 < ttl_s <= 86_400:
+        raise ValueError(f"a lease lasts more than 0 and at most 86400 s, not {ttl_s!r}")
+    return math.ceil(ttl_s * 1000)
 
 
 def normalize_call_id(call_id: str) -> str:
@@ -122,7 +142,7 @@ class MemorySharedState(SharedState):
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (deadline µs, value); a nonce's value is "", a call_id's its
-        # canonical digits, a rate counter's its TAT.
+        # canonical digits, a rate counter's its TAT, a lease's its owner.
         self._entries: dict[str, tuple[int, str | int]] = {}
         # exactly one (deadline, key) per key of _entries, possibly stale-early
         self._deadlines: list[tuple[int, str]] = []
@@ -239,6 +259,36 @@ class MemorySharedState(SharedState):
                     self._expire(key, now)
             for rule_key in clear:
                 self._expire(base + "r:" + rule_key, now)
+
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        key = lease_key(self._prefix, name, owner)
+        ttl_us = lease_ttl_ms(ttl_s) * 1000
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            if self._get(key, now) is not None:
+                return False
+            self._put(key, owner, now + ttl_us)
+            return True
+
+    async def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        key = lease_key(self._prefix, name, owner)
+        ttl_us = lease_ttl_ms(ttl_s) * 1000
+        with self._lock:
+            now = self._clock()
+            if self._get(key, now) != owner:
+                return False
+            self._put(key, owner, now + ttl_us)
+            return True
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        key = lease_key(self._prefix, name, owner)
+        with self._lock:
+            now = self._clock()
+            if self._get(key, now) != owner:
+                return False
+            self._expire(key, now)
+            return True
 
     def _get(self, key: str, now: int) -> str | int | None:
         entry = self._entries.get(key)

@@ -34,18 +34,21 @@ from openplatform.cache.memory import (
     check_prefix,
     emission_interval_us,
     key_base,
+    lease_key,
+    lease_ttl_ms,
     normalize_call_id,
     validate_limits,
 )
 from openplatform.cache.redis_cluster import CLUSTER_SCHEME, ClusterConnection, cluster_addresses
 from openplatform.cache.redis_connection import (
+    DEFAULT_TIMEOUT_S,
     RedisAddress,
     RedisConnectionError,
     RedisReplyError,
     SharedConnection,
 )
 
-__all__ = ["CHECK_CALL_SCRIPT", "RedisSharedState"]
+__all__ = ["CHECK_CALL_SCRIPT", "LEASE_SCRIPT", "RedisSharedState"]
 
 CHECK_CALL_SCRIPT: bytes = (
     resources.files("openplatform.cache").joinpath("lua/check_call.lua").read_bytes()
@@ -55,6 +58,8 @@ RELEASE_LIMITS_SCRIPT: bytes = (
     resources.files("openplatform.cache").joinpath("lua/release_limits.lua").read_bytes()
 )
 _RELEASE_LIMITS_SHA = hashlib.sha1(RELEASE_LIMITS_SCRIPT, usedforsecurity=False).hexdigest()
+LEASE_SCRIPT: bytes = resources.files("openplatform.cache").joinpath("lua/lease.lua").read_bytes()
+_LEASE_SHA = hashlib.sha1(LEASE_SCRIPT, usedforsecurity=False).hexdigest()
 _OUTCOMES = (
     Outcome.OK,
     Outcome.REPLAYED,
@@ -66,13 +71,21 @@ _OUTCOMES = (
 class RedisSharedState(SharedState):
     """Shared state of every process that uses the same Redis (and ``prefix``)."""
 
-    def __init__(self, url: str, prefix: str = "op") -> None:
+    def __init__(
+        self, url: str, prefix: str = "op", *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        """``timeout_s`` bounds every call (connecting, each reply) unless the
+        URL's ``socket_timeout`` / ``socket_connect_timeout`` say otherwise."""
         self._prefix = check_prefix(prefix)
         self._connection: SharedConnection | ClusterConnection
         if url.startswith(CLUSTER_SCHEME + "://"):
-            self._connection = ClusterConnection(cluster_addresses(url))
+            self._connection = ClusterConnection(
+                cluster_addresses(url, default_timeout_s=timeout_s)
+            )
         else:
-            self._connection = SharedConnection(RedisAddress.from_url(url))
+            self._connection = SharedConnection(
+                RedisAddress.from_url(url, default_timeout_s=timeout_s)
+            )
 
     def keys_and_args(self, check: CallCheck) -> tuple[list[str], list[str | int]]:
         """The ``KEYS`` and ``ARGV`` of ``check_call.lua`` for ``check``."""
@@ -138,6 +151,30 @@ class RedisSharedState(SharedState):
             await self._evalsha(keys, args, RELEASE_LIMITS_SCRIPT, _RELEASE_LIMITS_SHA)
         except RedisConnectionError as exc:
             raise SharedStateUnavailable(f"Redis unavailable: {exc}") from exc
+
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        key = lease_key(self._prefix, name, owner)
+        try:
+            reply = await self._connection.execute(
+                "SET", key, owner, "NX", "PX", lease_ttl_ms(ttl_s)
+            )
+        except RedisConnectionError as exc:
+            raise SharedStateUnavailable(f"Redis unavailable: {exc}") from exc
+        return reply is not None  # nil: the key exists, someone holds the lease
+
+    async def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        return await self._lease(lease_key(self._prefix, name, owner), owner, lease_ttl_ms(ttl_s))
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        return await self._lease(lease_key(self._prefix, name, owner), owner, 0)
+
+    async def _lease(self, key: str, owner: str, ttl_ms: int) -> bool:
+        """``lua/lease.lua``: renew (``ttl_ms`` > 0) or release, by the holder only."""
+        try:
+            reply = await self._evalsha([key], [owner, ttl_ms], LEASE_SCRIPT, _LEASE_SHA)
+        except RedisConnectionError as exc:
+            raise SharedStateUnavailable(f"Redis unavailable: {exc}") from exc
+        return reply == 1
 
     async def _evalsha(
         self,

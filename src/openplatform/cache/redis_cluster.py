@@ -34,6 +34,7 @@ import time
 from urllib.parse import urlsplit
 
 from openplatform.cache.redis_connection import (
+    DEFAULT_TIMEOUT_S,
     RedisAddress,
     RedisConnectionError,
     RedisReplyError,
@@ -63,7 +64,9 @@ def key_slot(key: str) -> int:
     return binascii.crc_hqx(data, 0) % SLOTS
 
 
-def cluster_addresses(url: str) -> list[RedisAddress]:
+def cluster_addresses(
+    url: str, *, default_timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[RedisAddress]:
     """The seed nodes of ``redis+cluster://[[user]:password@]host:port,host:port[?options]``,
     each with the URL's credentials and options (those of ``redis://``, no
     database: a cluster has only database 0)."""
@@ -78,12 +81,15 @@ def cluster_addresses(url: str) -> list[RedisAddress]:
         raise ValueError("a Redis Cluster URL names at least one host:port")
     prefix = f"{userinfo}@" if userinfo else ""
     query = f"?{parts.query}" if parts.query else ""
-    return [RedisAddress.from_url(f"redis://{prefix}{node}{query}") for node in nodes]
+    return [
+        RedisAddress.from_url(f"redis://{prefix}{node}{query}", default_timeout_s=default_timeout_s)
+        for node in nodes
+    ]
 
 
 # Commands whose first argument is their only key (what the shared state sends
-# besides scripts: bump_generation's INCR).
-_ONE_KEY_COMMANDS = frozenset({"INCR", "GET", "DEL"})
+# besides scripts: bump_generation's INCR, acquire_lease's SET … NX PX).
+_ONE_KEY_COMMANDS = frozenset({"INCR", "GET", "DEL", "SET"})
 
 
 class ClusterConnection:

@@ -86,7 +86,8 @@ def _float_option(options: dict[str, list[str]], name: str) -> float | None:
 class RedisAddress:
     """Where and how to connect, from a ``redis://``, ``rediss://`` or
     ``unix://`` URL: ``redis://[[user]:password@]host[:port][/db]`` with the
-    options ``socket_timeout`` (seconds a reply may take; default 5),
+    options ``socket_timeout`` (seconds a reply may take; default
+    ``default_timeout_s``: ``OPENPLATFORM_CACHE_TIMEOUT_S`` for the server, else 5),
     ``socket_connect_timeout`` (default: the same), ``client_name``, ``db``
     and, for ``rediss://``, ``ssl_cert_reqs=none|optional|required`` and
     ``ssl_ca_certs``."""
@@ -105,7 +106,7 @@ class RedisAddress:
     connect_timeout_s: float = DEFAULT_TIMEOUT_S
 
     @classmethod
-    def from_url(cls, url: str) -> RedisAddress:
+    def from_url(cls, url: str, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> RedisAddress:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"not a Redis URL: {parts.scheme!r}")
@@ -117,7 +118,7 @@ class RedisAddress:
             db = int(db_text or 0)
         except ValueError:
             raise ValueError(f"Redis database must be a number, got {db_text!r}") from None
-        read_timeout = _float_option(options, "socket_timeout") or DEFAULT_TIMEOUT_S
+        read_timeout = _float_option(options, "socket_timeout") or default_timeout_s
         connect_timeout = _float_option(options, "socket_connect_timeout") or read_timeout
         verify = {
             "none": ssl.CERT_NONE,
@@ -181,6 +182,8 @@ class _Link(asyncio.Protocol):
             protocolError=RedisConnectionError, replyError=RedisReplyError
         )
         self._deadline: asyncio.TimerHandle | None = None
+        # commands of this loop iteration, written together when it ends
+        self._outgoing: list[bytes] = []
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -213,15 +216,29 @@ class _Link(asyncio.Protocol):
     # -- calls ----------------------------------------------------------------
 
     def send(self, packed: bytes) -> asyncio.Future[object]:
-        """Write one command; the future gets its reply."""
+        """Queue one command; the future gets its reply.
+
+        Commands sent during one turn of the event loop go out in one write
+        at its end (each request's handler runs up to its Redis call in the
+        same turn when requests come in together): one system call and one
+        packet instead of one per command, and their replies come back
+        together too. Order is kept — replies are matched by position."""
         if self.broken or self.transport is None:
             raise RedisConnectionError("connection to Redis is closed")
         reply: asyncio.Future[object] = self.loop.create_future()
         self.waiting.append(reply)
-        self.transport.write(packed)
+        if not self._outgoing:
+            self.loop.call_soon(self._flush)
+        self._outgoing.append(packed)
         if self._deadline is None:
             self._rearm()
         return reply
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self.broken or self.transport is None:
+            return  # fail() already failed every waiting call
+        self.transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def _rearm(self) -> None:
         """One timer for the oldest waiting reply: replies come in order, so a

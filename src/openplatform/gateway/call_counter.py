@@ -8,8 +8,9 @@ the database every :data:`FLUSH_INTERVAL_S` seconds and once more at
 shutdown, as upserts that sum (:mod:`openplatform.storage.call_stats`), so
 every process on every host adds up exactly. A flush that fails keeps its
 counts for the next one. Minutes are UTC epoch seconds rounded down to a
-multiple of 60. The same task deletes minutes older than the retention
-(``OPENPLATFORM_STATS_RETENTION_DAYS``) every :data:`EXPIRE_INTERVAL_S`.
+multiple of 60. Minutes older than the retention
+(``OPENPLATFORM_STATS_RETENTION_DAYS``) are deleted by the housekeeping
+(:mod:`openplatform.housekeeping`).
 """
 
 from __future__ import annotations
@@ -36,12 +37,11 @@ if TYPE_CHECKING:
     from openplatform.services import Services
     from openplatform.storage.database import Database
 
-__all__ = ["EXPIRE_INTERVAL_S", "FLUSH_INTERVAL_S", "CallCounter", "call_counter"]
+__all__ = ["FLUSH_INTERVAL_S", "CallCounter", "call_counter"]
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 5.0
-EXPIRE_INTERVAL_S = 3600.0
 
 # (app_id, minute, method, error_code) ->
 #     [calls, total latency in µs, calls in latency bucket 0, bucket 1, …]
@@ -58,14 +58,10 @@ class CallCounter:
         *,
         clock: Callable[[], float] = time.time,
         interval_s: float = FLUSH_INTERVAL_S,
-        retention_days: int = 0,
     ) -> None:
-        """``retention_days``: minutes older than that are deleted (0: never)."""
         self._repository = repository
         self._clock = clock
         self._interval_s = interval_s
-        self._retention_days = retention_days
-        self._next_expiry = 0.0
         self._pending: dict[_Key, list[int]] = {}
         # One flush at a time: a caller that flushes before reading (the stats
         # endpoint) then also waits for the background flush in progress.
@@ -124,14 +120,6 @@ class CallCounter:
                 for i, count in enumerate(counts):
                     entry[i] += count
 
-    async def expire(self) -> int:
-        """Delete the minutes older than the retention (none when it is 0);
-        returns the count rows deleted."""
-        if not self._retention_days:
-            return 0
-        cutoff = int(self._clock()) // 60 * 60 - self._retention_days * 86_400
-        return await self._repository.expire(cutoff)
-
     def start(self) -> None:
         """Flush every ``interval_s`` seconds in a background task."""
         if self._task is None or self._task.done():
@@ -162,12 +150,6 @@ class CallCounter:
                     self.pending_calls,
                     exc,
                 )
-            if time.monotonic() >= self._next_expiry:
-                self._next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
-                try:
-                    await self.expire()
-                except Exception as exc:
-                    log.warning("could not delete expired API call counts: %s", exc)
 
 
 _COUNTERS: WeakKeyDictionary[Database, CallCounter] = WeakKeyDictionary()
@@ -177,9 +159,6 @@ def call_counter(services: Services) -> CallCounter:
     """The process's counter for the services' database (made on first use)."""
     counter = _COUNTERS.get(services.database)
     if counter is None:
-        counter = CallCounter(
-            services.database.call_stats,
-            retention_days=services.settings.stats_retention_days,
-        )
+        counter = CallCounter(services.database.call_stats)
         _COUNTERS[services.database] = counter
     return counter

@@ -253,7 +253,12 @@ class Gateway:
         # app's generation: if the app or a credential changed since this
         # process read them, read afresh and check 5-9 and 12 again.
         verdict = await self._shared_state(checked, batch)
-        if not self._cache.observe(checked.app.id, verdict.generation, checked.generation):
+        if verdict is None:
+            # unchecked rate limits (OPENPLATFORM_RATE_LIMITS_FAIL_OPEN): no
+            # generation to trust either, so 5-9 and 12 are read afresh
+            checked = await self._authenticate(call, spec, params, client_ip, answer, fresh=True)
+            verdict = CallVerdict(Outcome.OK, item_waits=(0,) * len(batch or ()))
+        elif not self._cache.observe(checked.app.id, verdict.generation, checked.generation):
             checked = await self._authenticate(call, spec, params, client_ip, answer, fresh=True)
         if verdict.rate is not None:
             answer.headers.update(verdict.rate.headers())
@@ -446,11 +451,26 @@ class Gateway:
 
     async def _shared_state(
         self, checked: _Checked, batch: Sequence[BatchItem] | None
-    ) -> CallVerdict:
+    ) -> CallVerdict | None:
         """Checks 10, 11 and 13 in one atomic step (always asked: it also tells
         whether what this process read of the app is current), with the rate
         limits of a batch's items. A call whose credential is refused (check
-        12) consumes no rate limit."""
+        12) consumes no rate limit.
+
+        When the shared state cannot be reached the call answers 2 (fail
+        closed) — unless ``OPENPLATFORM_RATE_LIMITS_FAIL_OPEN`` is on and the
+        call needs the shared state for rate limits only: then None (serve
+        it, unlimited). Of §3.3's checks three use the shared state: 10
+        (replay: the ``sig`` of every signed call is a nonce), 11 (``call_id``,
+        signed calls only) and 13 (rate limits). Skipping 13 costs at most
+        some extra load; skipping 10 or 11 would let a captured signed request
+        be replayed, which nothing else prevents. So every signed call still
+        fails closed (its ``sig`` always needs check 10, with or without
+        ``call_id``), and only unsigned calls — an access token on its own,
+        e.g. an OAuth ``Authorization: Bearer`` call, whose protection is the
+        token and TLS, not the shared state — are served open. The token is
+        read afresh from the database (the caller's job), since no generation
+        says whether what this process holds is current."""
         credential = checked.credential
         limits: list[RateLimitRule] = []
         items: list[list[RateLimitRule]] = []
@@ -485,4 +505,7 @@ class Gateway:
             # Generations seen before cannot be trusted after an outage (the
             # shared state may have lost them, or missed a change).
             self._cache.forget_everything()
+            if self._settings.rate_limits_fail_open and checked.nonce is None:
+                # no sig, hence no call_id either (checks 10-11 are signed-only)
+                return None
             raise

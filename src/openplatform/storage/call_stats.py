@@ -10,8 +10,8 @@ number of processes on any number of hosts add up exactly — histogram buckets
 too: a merged histogram is the sum of its parts. Counts of an app deleted in
 the meantime are dropped: the flush share-locks the apps it writes for, so an
 app's deletion and a flush for it never interleave. Minutes older than the
-retention (``OPENPLATFORM_STATS_RETENTION_DAYS``) are deleted by
-:meth:`CallStatsRepository.expire`.
+retention (``OPENPLATFORM_STATS_RETENTION_DAYS``) are deleted in batches by
+the housekeeping (:mod:`openplatform.storage.prune`).
 """
 
 from __future__ import annotations
@@ -256,18 +256,6 @@ class CallStatsRepository:
         if current is not None:
             result.append(MinuteLatency(app_id, *current, LatencyHistogram(tuple(counts))))
         return result
-
-    async def expire(self, before_minute: int) -> int:
-        """Delete every count and histogram of minutes before ``before_minute``
-        (the retention sweep); returns the count rows deleted."""
-        async with self._sessions.write() as session:
-            result = await session.execute(
-                delete(ApiCallStat).where(ApiCallStat.minute < before_minute)
-            )
-            await session.execute(
-                delete(ApiCallLatency).where(ApiCallLatency.minute < before_minute)
-            )
-        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def delete_app(self, app_id: int) -> None:
         """Forget every count of the app (when it is deleted: PROTOCOL §5)."""
