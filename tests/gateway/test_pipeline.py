@@ -249,6 +249,20 @@ async def test_105_for_a_megabyte_of_parameters_answers_briefly(world: World) ->
     assert len(body["request_args"]) == 50  # type: ignore[arg-type]
 
 
+async def test_105_reads_method_and_format_wherever_they_are(world: World) -> None:
+    """Past the limit the parameters are counted, not kept — but the method,
+    format and language the answer needs are, wherever they come."""
+    r = await world.client.http.post(
+        "/rest/2.0/",
+        content=b"a&" * 60_000 + f"method={ME}&format=xml&lang=zh".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (r.status_code, r.headers["X-Error-Code"]) == (400, "105")
+    assert r.text.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    assert "60003 parameters given" in r.text
+    assert entry(105).zh in r.text
+
+
 async def test_100_duplicate_parameter(world: World) -> None:
     r = await world.client.http.post(
         f"/rest/2.0/{ME}?api_key={world.app.api_key}", data={"api_key": world.app.api_key}

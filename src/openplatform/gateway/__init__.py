@@ -38,7 +38,7 @@ def gateway_app(services: Services, registry: MethodRegistry | None = None) -> G
         credential_cache(services),
         maintenance_switch(services),
     )
-    return GatewayApp(gateway)
+    return GatewayApp(gateway, services.settings.max_params)
 
 
 def gateway_routes(services: Services, registry: MethodRegistry | None = None) -> list[BaseRoute]:

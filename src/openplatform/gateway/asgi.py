@@ -29,6 +29,9 @@ __all__ = ["GatewayApp", "method_from_path"]
 
 PREFIX = "/rest/2.0"
 _FORM_TYPE = "application/x-www-form-urlencoded"
+# Parameters the gateway reads before check 3 (method, answer format and
+# language, the app of a legacy_http_200 answer).
+_READ_BEFORE_CHECK_3 = frozenset({"method", "format", "lang", "api_key"})
 
 
 def method_from_path(path: str) -> str | None:
@@ -85,8 +88,9 @@ async def _read_body(receive: Receive, declared: int | None) -> bytes:
 class GatewayApp:
     """ASGI app of ``/rest/2.0/…``."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, max_params: int) -> None:
         self._gateway = gateway
+        self._keep = max_params + 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -132,7 +136,9 @@ class GatewayApp:
                 b"content-length",
             ):
                 headers[name] = value.decode("latin-1")
-        form = FormParams()
+        # Check 3 refuses more than max_params; past that only what the answer
+        # to checks 1-3 reads is kept (see FormParams).
+        form = FormParams(keep=self._keep, also_keep=_READ_BEFORE_CHECK_3)
         parse_urlencoded(scope.get("query_string", b""), form)
         error = None
         http_method = scope["method"]
@@ -162,6 +168,7 @@ class GatewayApp:
             path_method=path_method,
             pairs=form.pairs,
             problem=form.problem,
+            count=form.count,
             peer=client[0] if client else None,
             forwarded_for=forwarded_for,
             referer=headers.get(b"referer"),

@@ -91,7 +91,7 @@ def _read_item(index: int, text: str, registry: MethodRegistry, max_params: int)
         unknown = ApiError(Code.UNSUPPORTED_METHOD, f"unknown method {method[:100]!r}")
         return BatchItem(index, method, {}, None, unknown)
     try:
-        check_param_count(form.pairs, max_params)
+        check_param_count(form.count, max_params)
         params = check_well_formed(form.pairs, None, spec, path_method=None, bearer=None)
     except ApiError as refusal:
         return BatchItem(index, method, {}, spec, refusal)

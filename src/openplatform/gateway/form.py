@@ -1,14 +1,19 @@
 """Parameters of an open-API call (PROTOCOL §3): the query string and the
 ``application/x-www-form-urlencoded`` body, decoded as strict UTF-8.
 
-Parsing never raises and never drops or truncates anything: every pair as
-sent is kept (so the count of check 3 and the ``request_args`` echo are
-exact), and the first malformation found is remembered for check 4.
+Parsing never raises and never truncates a value; every pair as sent is
+counted (check 3 is exact) and kept — unless the caller caps how many are
+kept (``keep``): then the pairs past the cap are counted, not decoded, but
+the first of each key in ``also_keep`` still is. A megabyte of ``a&a&…``
+would otherwise be half a million pairs in memory, some 36 MiB for a request
+that check 3 refuses anyway. The first malformation found among the decoded
+pairs is remembered for check 4.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
@@ -17,6 +22,7 @@ __all__ = ["MAX_BODY_BYTES", "FormParams", "parse_urlencoded"]
 MAX_BODY_BYTES = 1024 * 1024
 
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_SEGMENT = re.compile(rb"[^&]+")
 
 
 @dataclass(slots=True)
@@ -25,6 +31,9 @@ class FormParams:
 
     pairs: list[tuple[str, str]] = field(default_factory=list)
     problem: str | None = None
+    count: int = 0  # every pair sent, kept or not
+    keep: int | None = None  # keep at most this many pairs in order (None: all)
+    also_keep: frozenset[str] = frozenset()  # past ``keep``: the first of each of these
 
     def note(self, problem: str) -> None:
         if self.problem is None:
@@ -53,10 +62,28 @@ def parse_urlencoded(data: bytes, into: FormParams) -> None:
     """
     if not data:
         return
-    for segment in data.split(b"&"):
+    segments: Iterable[bytes]
+    if into.keep is not None and data.count(b"&") >= into.keep:
+        # many segments: one at a time, not a list of them all
+        segments = (match.group() for match in _SEGMENT.finditer(data))
+    else:
+        segments = data.split(b"&")
+    missing: set[str] | None = None  # of also_keep, once past keep
+    for segment in segments:
         if not segment:
             continue
+        into.count += 1
         raw_key, _, raw_value = segment.partition(b"=")
+        if into.keep is not None and len(into.pairs) >= into.keep:
+            if missing is None:
+                missing = set(into.also_keep).difference(key for key, _ in into.pairs)
+            if not missing:
+                continue
+            escaped = b"%" in raw_key or b"+" in raw_key
+            wanted = _decode(raw_key, FormParams(), "") if escaped else raw_key.decode("latin-1")
+            if wanted not in missing:
+                continue
+            missing.discard(wanted)
         key = _decode(raw_key, into, "parameter name")
         value = _decode(raw_value, into, "parameter value")
         into.pairs.append((key, value))

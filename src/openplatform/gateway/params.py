@@ -36,12 +36,13 @@ MAX_KEY_LENGTH = 64
 MAX_UNDECLARED_VALUE_LENGTH = 64 * 1024
 
 
-def check_param_count(pairs: Sequence[tuple[str, str]], max_params: int) -> None:
-    """Check 3: parameters as sent (a method taken from the path is not one of them)."""
-    if len(pairs) > max_params:
+def check_param_count(count: int, max_params: int) -> None:
+    """Check 3: ``count`` parameters as sent (a method taken from the path is
+    not one of them)."""
+    if count > max_params:
         raise ApiError(
             Code.TOO_MANY_PARAMETERS,
-            f"{len(pairs)} parameters given, the limit is {max_params} "
+            f"{count} parameters given, the limit is {max_params} "
             f"(request_args lists the first {max_params})",
         )
 

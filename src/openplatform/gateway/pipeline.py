@@ -67,6 +67,7 @@ class IncomingCall:
     path_method: str | None
     pairs: list[tuple[str, str]]
     problem: str | None = None
+    count: int | None = None  # of the pairs as sent, when not all are in ``pairs``
     peer: str | None = None
     forwarded_for: list[str] = field(default_factory=list)
     referer: str | None = None
@@ -229,7 +230,9 @@ class Gateway:
     async def _run(self, call: IncomingCall, spec: MethodSpec, answer: _Answer) -> object:
         settings = self._settings
         # 3, 4
-        check_param_count(call.pairs, settings.max_params)
+        check_param_count(
+            len(call.pairs) if call.count is None else call.count, settings.max_params
+        )
         params = check_well_formed(
             call.pairs, call.problem, spec, path_method=call.path_method, bearer=call.bearer
         )
