@@ -21,6 +21,8 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
         b"grant_type=" + b"x" * 5000,
         b"\x00\x01\x02",
         b"=&&=&grant_type",
+        b"grant_type=client_credentials&" + b"a&" * 100,
+        b"grant_type=client_credentials&" + b"a&" * 500_000,  # counted, never all kept
     ],
 )
 @pytest.mark.parametrize("path", [TOKEN, "/oauth/2.0/revoke", "/oauth/2.0/introspect"])

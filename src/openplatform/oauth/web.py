@@ -68,6 +68,10 @@ def oauth_routes(services: Services, *, throttle: LoginThrottle | None = None) -
     return OAuthWeb(services, storage, throttle).routes()
 
 
+# Far more parameters than any OAuth request carries.
+_MAX_PARAMS = 100
+
+
 def _request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
@@ -102,16 +106,24 @@ async def read_form(request: Request) -> OAuthParams:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != _FORM_TYPE:
         raise OAuthError(Code.INVALID_REQUEST, f"the body must be {_FORM_TYPE}", redirectable=False)
-    form = FormParams()
-    parse_urlencoded(await _read_body(request), form)
-    if form.problem:
-        raise OAuthError(Code.INVALID_REQUEST, form.problem, redirectable=False)
-    return OAuthParams.from_pairs(form.pairs)
+    return _parsed(await _read_body(request))
 
 
 def _query_params(request: Request) -> OAuthParams:
-    form = FormParams()
-    parse_urlencoded(request.scope.get("query_string", b""), form)
+    return _parsed(request.scope.get("query_string", b""))
+
+
+def _parsed(data: bytes) -> OAuthParams:
+    """Strict UTF-8 pairs; more than :data:`_MAX_PARAMS` are counted, never
+    kept (a megabyte of ``a&a&…`` would be half a million pairs in memory)."""
+    form = FormParams(keep=_MAX_PARAMS)
+    parse_urlencoded(data, form)
+    if form.count > _MAX_PARAMS:
+        raise OAuthError(
+            Code.INVALID_REQUEST,
+            f"{form.count} parameters given, at most {_MAX_PARAMS}",
+            redirectable=False,
+        )
     if form.problem:
         raise OAuthError(Code.INVALID_REQUEST, form.problem, redirectable=False)
     return OAuthParams.from_pairs(form.pairs)

@@ -50,6 +50,7 @@ __all__ = [
 CSRF_COOKIE = "op_web_csrf"
 LANG_COOKIE = "op_lang"
 MAX_FORM_BYTES = 256 * 1024
+MAX_FORM_FIELDS = 1000  # far more than any of the forms has
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -192,8 +193,10 @@ class Page:
             body += chunk
             if len(body) > MAX_FORM_BYTES:
                 raise FormExpired
-        parsed = FormParams()
+        parsed = FormParams(keep=MAX_FORM_FIELDS)  # the rest counted, not kept
         parse_urlencoded(body, parsed)
+        if parsed.count > MAX_FORM_FIELDS:
+            raise FormExpired
         values: dict[str, list[str]] = {}
         for key, value in parsed.pairs:
             values.setdefault(key, []).append(value)
