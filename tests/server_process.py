@@ -69,8 +69,9 @@ def server_process(
                 server.wait()
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """The resident memory of a process and all its descendants (Linux)."""
+def tree_rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """The resident memory of a process and all its descendants (Linux);
+    ``field="VmHWM"``: the most each has ever had resident."""
     total = 0
     pending = [pid]
     while pending:
@@ -82,6 +83,6 @@ def tree_rss_bytes(pid: int) -> int:
         except (FileNotFoundError, ProcessLookupError):
             continue  # gone meanwhile
         for line in status.splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 total += int(line.split()[1]) * 1024
     return total
