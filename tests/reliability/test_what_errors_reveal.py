@@ -8,6 +8,7 @@ same request id."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -22,13 +23,14 @@ from openplatform.cache import SharedState
 from openplatform.cache.memory import MemorySharedState
 from openplatform.cache.redis import RedisSharedState
 from openplatform.config import Settings
-from openplatform.errors import Code
+from openplatform.errors import Code, entry
 from openplatform.errors.internal import PLAIN_SENTENCES, internal_failure
 from openplatform.errors.render import api_error_response
 from openplatform.services import Services
 from openplatform.storage.apps import AppRecord, AppSettings
 from openplatform.storage.crypto import SecretBox
 from openplatform.storage.database import Database
+from openplatform.storage.errors import DatabaseUnavailable
 from tests.conftest import TEST_SECRET_KEY, fresh_database_url
 from tests.gateway.client import ApiClient
 
@@ -117,6 +119,18 @@ async def dead_redis(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
 
 @pytest.fixture
+async def working(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Platform]:
+    """A working SQLite database and in-process cache, one app."""
+    database = Database(fresh_database_url("sqlite", request, tmp_path), SecretBox(TEST_SECRET_KEY))
+    app = await database.apps.create(AppSettings(name="Leaks"))
+    try:
+        async for platform in _platform(database, MemorySharedState("leaks"), tmp_path, app):
+            yield platform
+    finally:
+        await database.close()
+
+
+@pytest.fixture
 async def dead_database(tmp_path: Path) -> AsyncIterator[Platform]:
     """PostgreSQL on a port where nothing listens, a working in-process cache."""
     database = Database(DEAD_POSTGRES, SecretBox(TEST_SECRET_KEY))
@@ -199,6 +213,41 @@ async def test_unexpected_errors_reveal_nothing(
         assert response.status_code == 500
         request_id = assert_plain(response, 1)
         assert INSIDE in logged_under(caplog, request_id)
+
+
+async def test_data_store_errors_reveal_nothing(
+    working: Platform, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """805 and 800 from the data store (PROTOCOL §4 "data"), alone and inside
+    ``batch.run``: the store fails with a driver's message (what the engine
+    makes of a refused connection) and with an unexpected exception."""
+    caplog.set_level(logging.INFO)
+    api = working.signed()
+    store = working.services.database.data_store
+    outage = DatabaseUnavailable(
+        "database unavailable: Multiple exceptions: [Errno 111] Connect call failed "
+        "('127.0.0.1', 6391)"
+    )
+    feed = json.dumps(["method=data.getObjectTypes"])
+    for code, failure in ((805, outage), (800, RuntimeError(INSIDE))):
+
+        async def failing(*args: object, failure: Exception = failure, **kwargs: object) -> object:
+            raise failure
+
+        monkeypatch.setattr(store, "get_types", failing)
+        alone = await api.call("data.getObjectTypes")
+        assert alone.status_code == entry(code).http_status, alone.text  # 503, 400
+        request_id = assert_plain(alone, code)
+        assert str(failure) in logged_under(caplog, request_id)
+
+        batch = await api.call("batch.run", {"method_feed": feed})
+        assert batch.status_code == 200, batch.text
+        request_id = batch.headers["X-Request-Id"]
+        (item,) = batch.json()
+        assert item["error_code"] == code, item
+        assert item["error_detail"] == f"{PLAIN_SENTENCES[Code(code)]} (request id {request_id})"
+        assert not FORBIDDEN.search(batch.text), batch.text
+        assert str(failure) in logged_under(caplog, request_id)
 
 
 @pytest.mark.parametrize(
