@@ -258,7 +258,8 @@ def db_prune(
     batch: Annotated[
         int | None,
         typer.Option(
-            "--batch",
+            "--batch-size",
+            "--batch",  # the first spelling, kept
             help="Rows deleted per transaction (default: OPENPLATFORM_PRUNE_BATCH_ROWS).",
             min=1,
             max=10_000,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import signal
 import socket
@@ -46,6 +47,7 @@ from openplatform.storage.database import Database
 from openplatform.storage.migrate import upgrade_async
 from tests.conftest import TEST_SECRET_KEY, run_in_thread
 from tests.gateway.client import ApiClient
+from tests.reliability.test_what_errors_reveal import reveals
 from tests.server_process import serve_process, server_process
 from tests.throwaway_services import (
     ThrowawayPostgres,
@@ -161,12 +163,27 @@ def _answer(kind: str, response: httpx.Response) -> Answer:
     )
 
 
+def _own_words(text: str) -> str:
+    """A JSON body without ``request_args`` (the caller's own values echoed,
+    whose digits may spell a port number)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(body, dict):
+        body.pop("request_args", None)
+    return str(body)
+
+
 def _unacceptable(answer: Answer) -> bool:
     """Issue 12: 0, 805 from the data store, else 2 — each 503 with a
-    Retry-After of at least a second; never 1, never an HTTP 500."""
+    Retry-After of at least a second, its body naming no host, port or
+    driver; never 1, never an HTTP 500."""
     allowed = {"0", "805", "2"} if answer.kind == "data" else {"0", "2"}
     if answer.code not in allowed or answer.status == 500:
         return True
+    if answer.code != "0" and reveals(_own_words(answer.text)):
+        return True  # a host, a port, a driver's words: item 4
     if answer.status == 503:
         return answer.retry_after is None or int(answer.retry_after) < 1
     return answer.status != 200

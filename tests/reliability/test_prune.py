@@ -473,12 +473,12 @@ async def _seed_for_cli(env: dict[str, str]) -> None:
 
 async def test_cli_prunes_and_prints_exact_counts(cli_env: dict[str, str]) -> None:
     await _seed_for_cli(cli_env)
-    done = run_cli(cli_env, "db", "prune", "--json", "--batch", "2")
+    done = run_cli(cli_env, "db", "prune", "--json", "--batch-size", "2")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == counts(
         access_tokens=5, session_keys=2, refresh_tokens=5, grants=5
     )
-    again = run_cli(cli_env, "db", "prune")
+    again = run_cli(cli_env, "db", "prune", "--batch", "3")  # the first spelling still works
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == (
         "pruned 0 access token(s) (0 with a session key), 0 refresh token(s), "

@@ -2,7 +2,7 @@
 ``openplatform serve --workers 2`` per backend — PostgreSQL with one Redis,
 and PostgreSQL with a real Redis Cluster — driven over real HTTP, each
 request of a parallel burst on a connection of its own so that both workers
-take part:
+take part (the 100 limited calls and the 50 increments check that they did):
 
 * 20 copies of one signed request: exactly one succeeds, 19 are replays (107);
 * a limit of 30 and 100 calls: exactly 30 succeed, 70 are limited (4);
@@ -157,6 +157,12 @@ async def send_all(
     )
 
 
+def workers(responses: list[httpx.Response]) -> Counter[str]:
+    """Answers per worker process: a request id starts with its process's
+    random prefix (16 hex digits, openplatform.request_ids)."""
+    return Counter(r.headers["X-Request-Id"][:16] for r in responses)
+
+
 def codes(responses: list[httpx.Response]) -> Counter[int]:
     return Counter(int(r.headers["X-Error-Code"]) for r in responses)
 
@@ -286,6 +292,7 @@ async def test_limit_of_30_with_100_parallel_calls(platform: Platform) -> None:
     ]
     responses = await send_all(platform, METHOD, bodies)
     assert codes(responses) == Counter({0: 30, 4: 70})
+    assert len(workers(responses)) == 2  # split over both processes
     limited = [r for r in responses if r.status_code == 429]
     assert len(limited) == 70
     assert all(int(r.headers["Retry-After"]) >= 1 for r in limited)
@@ -333,6 +340,7 @@ async def increments_add_exactly_50(platform: Platform) -> None:
         platform, 50, lambda c, i: call(c, platform.store, "data.incHashValue", COUNTER)
     )
     assert codes(responses) == Counter({0: 50}), [r.text for r in responses]
+    assert len(workers(responses)) == 2  # both processes incremented
     assert sorted(r.json()["value"] for r in responses) == list(range(1, 51))
     final = await one(platform, platform.store, "data.getHashValue", COUNTER)
     assert final.json() == {"value": 50}

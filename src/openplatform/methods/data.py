@@ -12,18 +12,19 @@ Every method is batchable. The store behind them is
 in one place (:func:`_answering`): unknown type, object or association 803,
 name already used 804, operation not valid for the type 801, quota 802, a
 value its property cannot hold 100, the database failing after retries 805
-(nothing half-written), anything else 800 with the request id (the traceback goes
-to the server log only).
+(nothing half-written), anything else 800 — both a plain sentence with the
+request id (:func:`~openplatform.errors.internal.internal_failure`; the cause,
+and for 800 its traceback, go to the server log only).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from openplatform.errors import ApiError, Code
+from openplatform.errors.internal import internal_failure
 from openplatform.methods.registry import Handler, MethodCall, MethodSpec, Param, ParamType
 from openplatform.storage.data_store import (
     ASSOC_DATA_MAX_CHARS,
@@ -52,7 +53,6 @@ from openplatform.storage.errors import DatabaseUnavailable, DuplicateError, Not
 
 __all__ = ["METHODS"]
 
-log = logging.getLogger(__name__)
 
 MAX_IDS = 100  # obj_ids, keys, prop_names per call
 MAX_JSON_CHARS = 256 * 1024
@@ -93,11 +93,10 @@ def _answering(handler: Handler) -> Handler:
         except InvalidValue as exc:
             raise ApiError(Code.INVALID_PARAMETER, str(exc)) from None
         except DatabaseUnavailable as exc:
-            log.warning("answering 805 to request %s: %s", call.request_id, exc)
-            raise ApiError(Code.DATABASE_ERROR, f"{exc}; request id {call.request_id}") from None
-        except Exception:
-            log.exception("data store error (request id %s)", call.request_id)
-            raise ApiError(Code.DATA_STORE_UNKNOWN, f"request id {call.request_id}") from None
+            # the driver's message (a host, a port) goes to the log only
+            raise internal_failure(Code.DATABASE_ERROR, call.request_id, exc) from None
+        except Exception as exc:
+            raise internal_failure(Code.DATA_STORE_UNKNOWN, call.request_id, exc) from None
 
     return answer
 
