@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.expression import Executable
 
 from openplatform.storage.engine import Sessions
 from openplatform.storage.models import ApiCallLatency, ApiCallStat, App
@@ -44,8 +46,6 @@ LATENCY_BOUNDS_US: tuple[int, ...] = (
 )  # fmt: skip
 BUCKETS = len(LATENCY_BOUNDS_US) + 1
 
-# Rows per INSERT: 6 parameters each stays far below every driver's limit.
-BATCH_ROWS = 1000
 
 _RANGE = (
     select(
@@ -150,6 +150,37 @@ def _latency_key(latency: MinuteLatency) -> tuple[int, int, str]:
     return (latency.app_id, latency.minute, latency.method)
 
 
+_UPSERTS: dict[bool, tuple[Executable, Executable]] = {}
+
+
+def _upserts(is_sqlite: bool) -> tuple[Executable, Executable]:
+    """The two upserts of a flush, made once per dialect and run with a list
+    of rows (``executemany``): one statement compiled once and cached. A
+    multi-row ``VALUES`` built for each flush instead cost SQLAlchemy some
+    0.2 ms of the event loop's time per row to compile — 100-150 ms of
+    stalled requests at every flush of a thousand apps' counts."""
+    made = _UPSERTS.get(is_sqlite)
+    if made is None:
+        insert = sqlite_insert if is_sqlite else pg_insert
+        stat_table = cast(Table, ApiCallStat.__table__)
+        stats = insert(stat_table)
+        stats = stats.on_conflict_do_update(
+            index_elements=["app_id", "minute", "method", "error_code"],
+            set_={
+                "calls": stat_table.c.calls + stats.excluded.calls,
+                "latency_us_total": stat_table.c.latency_us_total + stats.excluded.latency_us_total,
+            },
+        )
+        bucket_table = cast(Table, ApiCallLatency.__table__)
+        buckets = insert(bucket_table)
+        buckets = buckets.on_conflict_do_update(
+            index_elements=["app_id", "minute", "method", "bucket"],
+            set_={"calls": bucket_table.c.calls + buckets.excluded.calls},
+        )
+        made = _UPSERTS[is_sqlite] = (stats, buckets)
+    return made
+
+
 class CallStatsRepository:
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
@@ -163,7 +194,6 @@ class CallStatsRepository:
         if not stats and not latency:
             return 0
         app_ids = sorted({stat.app_id for stat in stats} | {item.app_id for item in latency})
-        insert = sqlite_insert if self._sessions.is_sqlite else pg_insert
         async with self._sessions.write() as session:
             live_query = (
                 select(App.id)
@@ -185,22 +215,8 @@ class CallStatsRepository:
                 for stat in sorted(stats, key=_key)
                 if stat.app_id in live
             ]
-            for start in range(0, len(rows), BATCH_ROWS):
-                statement = insert(ApiCallStat).values(rows[start : start + BATCH_ROWS])
-                statement = statement.on_conflict_do_update(
-                    index_elements=[
-                        ApiCallStat.app_id,
-                        ApiCallStat.minute,
-                        ApiCallStat.method,
-                        ApiCallStat.error_code,
-                    ],
-                    set_={
-                        "calls": ApiCallStat.calls + statement.excluded.calls,
-                        "latency_us_total": ApiCallStat.latency_us_total
-                        + statement.excluded.latency_us_total,
-                    },
-                )
-                await session.execute(statement)
+            if rows:
+                await session.execute(_upserts(self._sessions.is_sqlite)[0], rows)
             buckets = [
                 {
                     "app_id": item.app_id,
@@ -214,18 +230,8 @@ class CallStatsRepository:
                 for bucket, calls in enumerate(item.histogram.counts)
                 if calls
             ]
-            for start in range(0, len(buckets), BATCH_ROWS):
-                upsert = insert(ApiCallLatency).values(buckets[start : start + BATCH_ROWS])
-                upsert = upsert.on_conflict_do_update(
-                    index_elements=[
-                        ApiCallLatency.app_id,
-                        ApiCallLatency.minute,
-                        ApiCallLatency.method,
-                        ApiCallLatency.bucket,
-                    ],
-                    set_={"calls": ApiCallLatency.calls + upsert.excluded.calls},
-                )
-                await session.execute(upsert)
+            if buckets:
+                await session.execute(_upserts(self._sessions.is_sqlite)[1], buckets)
         return len(rows)
 
     async def in_range(self, app_id: int, since: int, until: int) -> list[CallStat]:
