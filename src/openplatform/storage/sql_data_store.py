@@ -435,6 +435,19 @@ class SqlDataStore:
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
         self._insert = sqlite_insert if sessions.is_sqlite else pg_insert
+        # setHashValue's upsert, built once and run with each call's values:
+        # building it per call (``.values()``, ``.excluded``) cost ~0.75 ms of
+        # CPU, most of the call.
+        upsert = self._insert(Hash)
+        self._set_hash = upsert.on_conflict_do_update(
+            index_elements=[Hash.type_id, Hash.hash_key, Hash.property_id],
+            set_={
+                "int_value": upsert.excluded.int_value,
+                "text_value": upsert.excluded.text_value,
+                "bytes": upsert.excluded.bytes,
+                "writes": Hash.writes + 1,
+            },
+        )
 
     # --- the machinery -------------------------------------------------------
 
@@ -821,24 +834,15 @@ class SqlDataStore:
             prop_type = PropType(row.prop_type)
             checked = check_value("value", prop_type, value)
             nbytes = ROW_BYTES + text_bytes(key) + _extra_bytes(checked)
-            statement = self._insert(Hash).values(
-                type_id=row.id,
-                hash_key=key,
-                property_id=row.prop_id,
+            values = {
+                "type_id": row.id,
+                "hash_key": key,
+                "property_id": row.prop_id,
                 **_value_columns(prop_type, checked),
-                bytes=nbytes,
-                writes=1,
-            )
-            statement = statement.on_conflict_do_update(
-                index_elements=[Hash.type_id, Hash.hash_key, Hash.property_id],
-                set_={
-                    "int_value": statement.excluded.int_value,
-                    "text_value": statement.excluded.text_value,
-                    "bytes": statement.excluded.bytes,
-                    "writes": Hash.writes + 1,
-                },
-            )
-            await txn.conn.execute(statement)
+                "bytes": nbytes,
+                "writes": 1,
+            }
+            await txn.conn.execute(self._set_hash, values)
             # The old size is stable: this transaction holds the app's lock.
             txn.charge(nbytes - (row.bytes or 0))
 
