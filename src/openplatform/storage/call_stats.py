@@ -150,40 +150,35 @@ def _latency_key(latency: MinuteLatency) -> tuple[int, int, str]:
     return (latency.app_id, latency.minute, latency.method)
 
 
-_UPSERTS: dict[bool, tuple[Executable, Executable]] = {}
-
-
 def _upserts(is_sqlite: bool) -> tuple[Executable, Executable]:
-    """The two upserts of a flush, made once per dialect and run with a list
-    of rows (``executemany``): one statement compiled once and cached. A
-    multi-row ``VALUES`` built for each flush instead cost SQLAlchemy some
-    0.2 ms of the event loop's time per row to compile — 100-150 ms of
-    stalled requests at every flush of a thousand apps' counts."""
-    made = _UPSERTS.get(is_sqlite)
-    if made is None:
-        insert = sqlite_insert if is_sqlite else pg_insert
-        stat_table = cast(Table, ApiCallStat.__table__)
-        stats = insert(stat_table)
-        stats = stats.on_conflict_do_update(
-            index_elements=["app_id", "minute", "method", "error_code"],
-            set_={
-                "calls": stat_table.c.calls + stats.excluded.calls,
-                "latency_us_total": stat_table.c.latency_us_total + stats.excluded.latency_us_total,
-            },
-        )
-        bucket_table = cast(Table, ApiCallLatency.__table__)
-        buckets = insert(bucket_table)
-        buckets = buckets.on_conflict_do_update(
-            index_elements=["app_id", "minute", "method", "bucket"],
-            set_={"calls": bucket_table.c.calls + buckets.excluded.calls},
-        )
-        made = _UPSERTS[is_sqlite] = (stats, buckets)
-    return made
+    """The two upserts of a flush, run with a list of rows (``executemany``):
+    one statement each, compiled once and cached. A multi-row ``VALUES``
+    built for each flush instead cost SQLAlchemy some 0.2 ms of the event
+    loop's time per row to compile — 100-150 ms of stalled requests at every
+    flush of a thousand apps' counts."""
+    insert = sqlite_insert if is_sqlite else pg_insert
+    stat_table = cast(Table, ApiCallStat.__table__)
+    stats = insert(stat_table)
+    stats = stats.on_conflict_do_update(
+        index_elements=["app_id", "minute", "method", "error_code"],
+        set_={
+            "calls": stat_table.c.calls + stats.excluded.calls,
+            "latency_us_total": stat_table.c.latency_us_total + stats.excluded.latency_us_total,
+        },
+    )
+    bucket_table = cast(Table, ApiCallLatency.__table__)
+    buckets = insert(bucket_table)
+    buckets = buckets.on_conflict_do_update(
+        index_elements=["app_id", "minute", "method", "bucket"],
+        set_={"calls": bucket_table.c.calls + buckets.excluded.calls},
+    )
+    return stats, buckets
 
 
 class CallStatsRepository:
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
+        self._stats_upsert, self._buckets_upsert = _upserts(sessions.is_sqlite)
 
     async def add(self, stats: Sequence[CallStat], latency: Sequence[MinuteLatency] = ()) -> int:
         """Add ``stats`` and ``latency`` histograms to the stored counts in one
@@ -216,7 +211,7 @@ class CallStatsRepository:
                 if stat.app_id in live
             ]
             if rows:
-                await session.execute(_upserts(self._sessions.is_sqlite)[0], rows)
+                await session.execute(self._stats_upsert, rows)
             buckets = [
                 {
                     "app_id": item.app_id,
@@ -231,7 +226,7 @@ class CallStatsRepository:
                 if calls
             ]
             if buckets:
-                await session.execute(_upserts(self._sessions.is_sqlite)[1], buckets)
+                await session.execute(self._buckets_upsert, buckets)
         return len(rows)
 
     async def in_range(self, app_id: int, since: int, until: int) -> list[CallStat]:
