@@ -65,6 +65,21 @@ class Console:
             return None
         return app
 
+    async def _own_app_page(
+        self, request: Request
+    ) -> tuple[Page, UserRecord, AppRecord] | Response:
+        """The page, its signed-in developer and the app of the URL — or the
+        answer when one is missing: the sign-in page, or 404 for an app that
+        is not theirs."""
+        page = self.web.page(request)
+        user = await page.user()
+        if user is None:
+            return page.sign_in_redirect()
+        app = await self._own_app(page, user)
+        if app is None:
+            return await page.not_found()
+        return page, user, app
+
     async def _check_password(self, page: Page, user: UserRecord, password: str) -> str | None:
         """The message when the password is wrong or too many were; None when
         right. Counted like any sign-in (PROTOCOL §2 limits)."""
@@ -120,13 +135,10 @@ class Console:
 
     async def app(self, request: Request) -> Response:
         """The overview: ids, status, credentials."""
-        page = self.web.page(request)
-        user = await page.user()
-        if user is None:
-            return page.sign_in_redirect()
-        app = await self._own_app(page, user)
-        if app is None:
-            return await page.not_found()
+        found = await self._own_app_page(request)
+        if isinstance(found, Response):
+            return found
+        page, _, app = found
         notice = page.t["app_created"] if request.query_params.get("created") else ""
         return await page.render(
             "console_app.html", notice=notice, secret=None, errors={}, **self._context(page, app)
@@ -137,13 +149,10 @@ class Console:
         (``action=rotate``) after the password is entered again. Rotation
         makes the old secret stop working at once (the repository publishes
         the change: every process reads the app afresh on its next call)."""
-        page = self.web.page(request)
-        user = await page.user()
-        if user is None:
-            return page.sign_in_redirect()
-        app = await self._own_app(page, user)
-        if app is None:
-            return await page.not_found()
+        found = await self._own_app_page(request)
+        if isinstance(found, Response):
+            return found
+        page, user, app = found
         context = self._context(page, app) | {"tab": ""}
         try:
             form = await page.form()
@@ -168,13 +177,10 @@ class Console:
         )
 
     async def settings(self, request: Request) -> Response:
-        page = self.web.page(request)
-        user = await page.user()
-        if user is None:
-            return page.sign_in_redirect()
-        app = await self._own_app(page, user)
-        if app is None:
-            return await page.not_found()
+        found = await self._own_app_page(request)
+        if isinstance(found, Response):
+            return found
+        page, _, app = found
         context = self._context(page, app) | {
             "scope_choices": self._scopes(page),
             "grant_choices": KNOWN_GRANTS,
@@ -206,13 +212,10 @@ class Console:
         return page.redirect(f"/console/apps/{app.id}/settings?saved=1")
 
     async def delete(self, request: Request) -> Response:
-        page = self.web.page(request)
-        user = await page.user()
-        if user is None:
-            return page.sign_in_redirect()
-        app = await self._own_app(page, user)
-        if app is None:
-            return await page.not_found()
+        found = await self._own_app_page(request)
+        if isinstance(found, Response):
+            return found
+        page, user, app = found
         context = self._context(page, app) | {"tab": ""}
         try:
             form: Form = await page.form()
@@ -237,13 +240,10 @@ class Console:
         """Calls per minute (succeeded and errors), errors by code, p50/p95
         latency per minute and a table per method, over the last 1, 6 or 24
         hours — from the statistics every process adds up."""
-        page = self.web.page(request)
-        user = await page.user()
-        if user is None:
-            return page.sign_in_redirect()
-        app = await self._own_app(page, user)
-        if app is None:
-            return await page.not_found()
+        found = await self._own_app_page(request)
+        if isinstance(found, Response):
+            return found
+        page, _, app = found
         raw = request.query_params.get("hours", "1")
         hours = int(raw) if raw.isdigit() and int(raw) in USAGE_WINDOWS_H else 1
         await call_counter(self.web.services).flush()
