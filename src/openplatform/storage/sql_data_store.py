@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import (
     BigInteger,
+    Select,
     and_,
     bindparam,
     delete,
@@ -189,32 +190,31 @@ _TYPE_PROPERTY = (
     .outerjoin(Prop, and_(Prop.type_id == Type.id, Prop.name == bindparam("prop")))
     .where(Type.app_id == bindparam("app_id"), Type.name == bindparam("type"))
 )
-_HASH_VALUE = (
-    select(Prop.id, Prop.prop_type, Hash.int_value, Hash.text_value)
-    .select_from(Type)
-    .outerjoin(Prop, and_(Prop.type_id == Type.id, Prop.name == bindparam("prop")))
-    .outerjoin(
-        Hash,
-        and_(
-            Hash.type_id == Type.id, Hash.hash_key == bindparam("key"), Hash.property_id == Prop.id
-        ),
+
+
+def _hash_lookup(*columns: Any) -> Select[Any]:
+    """``columns`` of one hash value: its type (by app and name), the property
+    (by name) and the value of the key — None columns where there is none."""
+    return (
+        select(*columns)
+        .select_from(Type)
+        .outerjoin(Prop, and_(Prop.type_id == Type.id, Prop.name == bindparam("prop")))
+        .outerjoin(
+            Hash,
+            and_(
+                Hash.type_id == Type.id,
+                Hash.hash_key == bindparam("key"),
+                Hash.property_id == Prop.id,
+            ),
+        )
+        .where(Type.app_id == bindparam("app_id"), Type.name == bindparam("type"))
     )
-    .where(Type.app_id == bindparam("app_id"), Type.name == bindparam("type"))
-)
+
+
+_HASH_VALUE = _hash_lookup(Prop.id, Prop.prop_type, Hash.int_value, Hash.text_value)
 # Where a hash value goes: the type, the property and the bytes of the value
 # there now (None columns: no such property, no value yet).
-_HASH_SLOT = (
-    select(Type.id, Prop.id.label("prop_id"), Prop.prop_type, Hash.bytes)
-    .select_from(Type)
-    .outerjoin(Prop, and_(Prop.type_id == Type.id, Prop.name == bindparam("prop")))
-    .outerjoin(
-        Hash,
-        and_(
-            Hash.type_id == Type.id, Hash.hash_key == bindparam("key"), Hash.property_id == Prop.id
-        ),
-    )
-    .where(Type.app_id == bindparam("app_id"), Type.name == bindparam("type"))
-)
+_HASH_SLOT = _hash_lookup(Type.id, Prop.id.label("prop_id"), Prop.prop_type, Hash.bytes)
 _TYPE_ID = (
     select(Type.id)
     .where(Type.app_id == bindparam("app_id"), Type.name == bindparam("type"))
